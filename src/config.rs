@@ -1,0 +1,196 @@
+//! Configuration, read once at startup from environment variables or the matching flags.
+
+use clap::Parser;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// The longest job TTL accepted: ten years, far below any timestamp overflow.
+pub const MAX_JOB_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+
+/// Everything the server can be told. Each field is a flag and an environment variable of the
+/// same name; an invalid value stops startup with a message that names it.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "jobcast", version, about = "A real-time job-progress server")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", value_name = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Redis to keep jobs in; `rediss://` for TLS, `redis+unix:///path` for a socket. When it does
+    /// not answer at startup the server runs on its embedded in-memory store.
+    #[arg(
+        long,
+        env = "REDIS_URL",
+        value_name = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        value_parser = RedisUrl::parse,
+        hide_env_values = true
+    )]
+    pub redis_url: RedisUrl,
+    /// How long a job is kept after its last change, in seconds.
+    #[arg(long, env = "JOB_TTL_SECS", value_name = "JOB_TTL_SECS", default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(1..=MAX_JOB_TTL_SECS))]
+    pub job_ttl_secs: u64,
+    /// Bearer token for the admin and progress-reporting endpoints. Unset: loopback clients only.
+    #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
+        value_parser = Secret::parse)]
+    pub admin_token: Option<Secret>,
+    /// Pause between the steps of the built-in deep-research job, in milliseconds.
+    #[arg(long, env = "DEEP_RESEARCH_STEP_MS", value_name = "DEEP_RESEARCH_STEP_MS",
+        default_value_t = 400, value_parser = clap::value_parser!(u64).range(0..=60_000))]
+    pub deep_research_step_ms: u64,
+    /// Jobs this instance runs at once; 0 serves the API and streams only.
+    #[arg(long, env = "WORKER_CONCURRENCY", value_name = "WORKER_CONCURRENCY", default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub worker_concurrency: u16,
+    /// How long to wait for Redis at startup before running on the memory store, in milliseconds.
+    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS", value_name = "REDIS_CONNECT_TIMEOUT_MS",
+        default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub redis_connect_timeout_ms: u64,
+    /// Largest accepted request body, in bytes; larger ones get 413.
+    #[arg(long, env = "MAX_BODY_BYTES", value_name = "MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// How long a worker's claim on a job lasts without renewal, in seconds.
+    #[arg(long, env = "LEASE_SECS", value_name = "LEASE_SECS", default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub lease_secs: u64,
+    /// How often idle workers look for queued jobs that other instances created, in milliseconds.
+    #[arg(long, env = "QUEUE_POLL_MS", value_name = "QUEUE_POLL_MS", default_value_t = 250,
+        value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub queue_poll_ms: u64,
+}
+
+impl Config {
+    /// The configuration from the process's flags and environment; exits with a message naming
+    /// the variable when a value is invalid.
+    pub fn from_env_and_args() -> Self {
+        Self::parse()
+    }
+
+    /// The defaults, as if no variable were set: a starting point for tests and embedding.
+    pub fn defaults() -> Self {
+        Self::parse_from(["jobcast"])
+    }
+
+    /// Where to listen.
+    pub fn listen_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+
+    pub fn redis_connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.redis_connect_timeout_ms)
+    }
+}
+
+/// A Redis URL that never shows its password when printed or logged.
+#[derive(Clone)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    /// Accepts any URL the Redis client understands.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        redis::Client::open(url).map_err(|e| format!("not a Redis URL: {e}"))?;
+        Ok(Self(url.to_owned()))
+    }
+
+    /// The URL with its password, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    /// Prints the URL with any password — `user:***@host` or `?pass=***` — replaced.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (address, query) = match self.0.split_once('?') {
+            Some((address, query)) => (address, Some(query)),
+            None => (self.0.as_str(), None),
+        };
+        match address.split_once("://").and_then(|(scheme, rest)| {
+            let (userinfo, host) = rest.rsplit_once('@')?;
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            Some((scheme, user, host))
+        }) {
+            Some((scheme, user, host)) => write!(f, "{scheme}://{user}:***@{host}")?,
+            None => f.write_str(address)?,
+        }
+        if let Some(query) = query {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some(("pass" | "password", _)) => {
+                        format!("{}=***", pair.split('=').next().unwrap_or("pass"))
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            write!(f, "?{}", pairs.join("&"))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisUrl({self})")
+    }
+}
+
+/// A secret string whose `Debug` output is redacted.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Accepts any non-empty string.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    /// The secret itself, for comparing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redis_url_never_prints_its_password() {
+        let url = RedisUrl::parse("rediss://app:hunter2@cache.example:6380/0").unwrap();
+        assert_eq!(url.to_string(), "rediss://app:***@cache.example:6380/0");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_socket_url_hides_its_pass_parameter() {
+        let url = RedisUrl::parse("redis+unix:///run/redis.sock?db=2&pass=hunter2").unwrap();
+        assert_eq!(
+            url.to_string(),
+            "redis+unix:///run/redis.sock?db=2&pass=***"
+        );
+    }
+
+    #[test]
+    fn a_url_without_credentials_prints_unchanged() {
+        let url = RedisUrl::parse("redis://127.0.0.1:6379").unwrap();
+        assert_eq!(url.to_string(), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,117 @@
+//! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
+
+use crate::job::Rejection;
+use crate::store::StoreError;
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Everything a handler can fail with. 4xx details are shown to the client; 5xx causes are logged
+/// and the client gets a generic message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Job not found")]
+    JobNotFound,
+    #[error("{detail}")]
+    BadInput { status: StatusCode, detail: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("Not authenticated: send Authorization: Bearer <ADMIN_TOKEN>")]
+    Unauthorized,
+    #[error("Forbidden: this endpoint answers loopback clients only while ADMIN_TOKEN is unset")]
+    Forbidden,
+    #[error("Not Found")]
+    RouteNotFound,
+    #[error("Method Not Allowed")]
+    MethodNotAllowed,
+    #[error("The job store is unavailable, try again shortly")]
+    Unavailable(#[source] StoreError),
+}
+
+impl ApiError {
+    /// A 422 for input that parsed but makes no sense.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::BadInput {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            detail: detail.into(),
+        }
+    }
+
+    /// A 400 for a request that cannot be read at all.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::BadInput {
+            status: StatusCode::BAD_REQUEST,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::BadInput { status, .. } => *status,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound => Self::JobNotFound,
+            StoreError::Rejected(rejection) => rejection.into(),
+            other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        Self::Conflict(format!("Illegal transition: {rejection}"))
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::BadInput {
+            status: rejection.status(),
+            detail: rejection.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::bad_request(rejection.body_text())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = %cause_chain(&self), "request failed");
+        }
+        let body = Json(json!({ "detail": self.to_string() }));
+        if matches!(self, Self::Unauthorized) {
+            return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        (status, body).into_response()
+    }
+}
+
+/// The error's causes, outermost first, joined with `: `.
+fn cause_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push(cause.to_string());
+        source = cause.source();
+    }
+    chain.join(": ")
+}

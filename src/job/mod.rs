@@ -1,0 +1,143 @@
+//! The job record as stored and served: ids, statuses, timestamps and the state machine.
+
+mod change;
+mod timestamp;
+
+pub use change::{Change, Outcome, Rejection};
+pub use timestamp::Timestamp;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// A job's identifier: a random UUIDv4, so knowing one is the capability to read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh random id.
+    pub fn new() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    /// The Redis key that holds this job's JSON (`job:<uuid>`, as in the original service).
+    pub fn key(&self) -> String {
+        format!("job:{}", self.0)
+    }
+
+    /// The pub/sub channel on which every change of this job is published.
+    ///
+    /// It is named like the key so that sharded pub/sub (Redis Cluster) maps it to the key's slot.
+    pub fn channel(&self) -> String {
+        self.key()
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s).map(Self)
+    }
+}
+
+/// Where a job is in its life: `pending → processing → completed | failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    Pending,
+    Processing,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    /// Terminal states never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+
+    /// The lower-case name used on the wire and in Redis.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The kind of the built-in job that this server's workers run.
+pub const DEEP_RESEARCH_KIND: &str = "deep-research";
+
+/// One job, exactly as stored under its key and served by `GET /api/v4/job/{id}`.
+///
+/// Field order matters to the Redis script: every scalar field comes first, then `input`, then
+/// `result`, and `result` is `null` until the job is terminal. The script relies on that layout to
+/// rewrite the scalars without decoding (and so without altering) the caller's JSON payloads.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: JobId,
+    pub kind: String,
+    pub status: JobStatus,
+    /// 0–100, never lower than before.
+    pub progress: u8,
+    pub current_step: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// When the key's TTL runs out: how long a client can come back for this job.
+    pub expires_at: Timestamp,
+    pub error: Option<String>,
+    /// Bumped by one on every change; the resume token of ETag, SSE `id:` and WebSocket frames.
+    pub seq: u64,
+    /// How many times a worker has started this job; the fencing token of the current attempt.
+    pub attempt: u32,
+    /// The job's input, kept verbatim.
+    pub input: Box<RawValue>,
+    /// The job's result, kept verbatim; `null` until the job is completed.
+    pub result: Option<Box<RawValue>>,
+}
+
+impl Job {
+    /// A new pending job with `seq` 1, expiring `ttl` from `now`.
+    pub fn new(kind: &str, input: Box<RawValue>, now: Timestamp, ttl_secs: u64) -> Self {
+        Self {
+            job_id: JobId::new(),
+            kind: kind.to_owned(),
+            status: JobStatus::Pending,
+            progress: 0,
+            current_step: "Queued".to_owned(),
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+            expires_at: now.plus_secs(ttl_secs),
+            error: None,
+            seq: 1,
+            attempt: 0,
+            input,
+            result: None,
+        }
+    }
+
+    /// The job as JSON text (what is stored, published and served).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a Job always serialises")
+    }
+}

@@ -1,0 +1,241 @@
+//! The job API: create jobs, read them (with ETag), and report their progress.
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, JobIdPath};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, Timestamp};
+use crate::research::ResearchInput;
+use crate::state::AppState;
+use crate::store::JobStore;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The longest `kind`, in characters.
+pub const MAX_KIND_CHARS: usize = 64;
+/// The longest `current_step`, in characters.
+pub const MAX_STEP_CHARS: usize = 500;
+/// The longest `error` of a failed job, in characters.
+pub const MAX_ERROR_CHARS: usize = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/deep-research", post(create_deep_research))
+        .route("/api/v4/jobs", post(create_job))
+        .route("/api/v4/job/{job_id}", get(get_job))
+        .route("/api/v4/job/{job_id}/progress", post(report_progress))
+        .route("/api/v4/job/{job_id}/complete", post(complete_job))
+        .route("/api/v4/job/{job_id}/fail", post(fail_job))
+}
+
+/// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
+async fn create_deep_research(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let input = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
+    let job = create_and_queue(&state, DEEP_RESEARCH_KIND, raw_json(&input)).await?;
+    Ok(job_response(&job, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct NewJob {
+    kind: String,
+    input: Option<Box<RawValue>>,
+}
+
+/// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
+async fn create_job(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<NewJob>,
+) -> Result<Response, ApiError> {
+    validate_kind(&request.kind)?;
+    let input = request
+        .input
+        .unwrap_or_else(|| raw_json(&serde_json::json!({})));
+    let input = if request.kind == DEEP_RESEARCH_KIND {
+        let body: Value = serde_json::from_str(input.get())
+            .map_err(|_| ApiError::invalid("input is not JSON"))?;
+        let research = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
+        raw_json(&research)
+    } else {
+        input
+    };
+    let job = create_and_queue(&state, &request.kind, input).await?;
+    let mut response = job_response(&job, StatusCode::CREATED);
+    let location = format!("/api/v4/job/{}", job.job_id);
+    response.headers_mut().insert(
+        header::LOCATION,
+        location.parse().expect("a path is a valid header"),
+    );
+    Ok(response)
+}
+
+/// `GET /api/v4/job/{job_id}`: the job, or 304 when `If-None-Match` names its current seq.
+async fn get_job(
+    State(state): State<AppState>,
+    JobIdPath(job_id): JobIdPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let job = state
+        .store
+        .get(job_id)
+        .await?
+        .ok_or(ApiError::JobNotFound)?;
+    if etag_matches(&headers, job.seq) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(job.seq))]).into_response());
+    }
+    Ok(job_response(&job, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct ProgressReport {
+    progress: i64,
+    current_step: Option<String>,
+}
+
+/// `POST /api/v4/job/{job_id}/progress`.
+async fn report_progress(
+    _: Admin,
+    State(state): State<AppState>,
+    JobIdPath(job_id): JobIdPath,
+    ApiJson(report): ApiJson<ProgressReport>,
+) -> Result<Response, ApiError> {
+    let progress = u8::try_from(report.progress)
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| ApiError::invalid("progress must be an integer from 0 to 100"))?;
+    let step = validate_step(report.current_step)?;
+    let change = Change::Progress {
+        progress,
+        step,
+        fence: None,
+    };
+    let job = state.store.apply(job_id, change).await?;
+    Ok(job_response(&job, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    result: Box<RawValue>,
+    current_step: Option<String>,
+}
+
+/// `POST /api/v4/job/{job_id}/complete`.
+async fn complete_job(
+    _: Admin,
+    State(state): State<AppState>,
+    JobIdPath(job_id): JobIdPath,
+    ApiJson(completion): ApiJson<Completion>,
+) -> Result<Response, ApiError> {
+    let step = validate_step(completion.current_step)?.unwrap_or_else(|| "Complete".into());
+    let change = Change::Complete {
+        result: completion.result,
+        step,
+        fence: None,
+    };
+    let job = state.store.apply(job_id, change).await?;
+    Ok(job_response(&job, StatusCode::OK))
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    error: String,
+}
+
+/// `POST /api/v4/job/{job_id}/fail`.
+async fn fail_job(
+    _: Admin,
+    State(state): State<AppState>,
+    JobIdPath(job_id): JobIdPath,
+    ApiJson(failure): ApiJson<Failure>,
+) -> Result<Response, ApiError> {
+    let error = failure.error.trim();
+    if error.is_empty() || error.chars().count() > MAX_ERROR_CHARS {
+        return Err(ApiError::invalid(format!(
+            "error must be 1 to {MAX_ERROR_CHARS} characters"
+        )));
+    }
+    let change = Change::Fail {
+        error: error.to_owned(),
+        fence: None,
+    };
+    let job = state.store.apply(job_id, change).await?;
+    Ok(job_response(&job, StatusCode::OK))
+}
+
+/// Stores a new job and, for kinds the built-in workers run, queues it and wakes a local worker.
+async fn create_and_queue(
+    state: &AppState,
+    kind: &str,
+    input: Box<RawValue>,
+) -> Result<Job, ApiError> {
+    let job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
+    state.store.create(&job).await?;
+    if kind == DEEP_RESEARCH_KIND {
+        state.store.enqueue(job.job_id).await?;
+        state.work_queued.notify_one();
+    }
+    tracing::info!(job_id = %job.job_id, kind, "job created");
+    Ok(job)
+}
+
+fn validate_kind(kind: &str) -> Result<(), ApiError> {
+    let valid = !kind.is_empty()
+        && kind.len() <= MAX_KIND_CHARS
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    valid.then_some(()).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "kind must be 1 to {MAX_KIND_CHARS} characters of letters, digits, '-', '_' or '.'"
+        ))
+    })
+}
+
+fn validate_step(step: Option<String>) -> Result<Option<String>, ApiError> {
+    match step {
+        Some(step) if step.chars().count() > MAX_STEP_CHARS => Err(ApiError::invalid(format!(
+            "current_step is longer than {MAX_STEP_CHARS} characters"
+        ))),
+        Some(step) if step.trim().is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn raw_json(value: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("serialisable input")
+}
+
+/// `"<seq>"`, the job's entity tag.
+fn etag(seq: u64) -> String {
+    format!("\"{seq}\"")
+}
+
+/// Whether `If-None-Match` names the current seq (weak or strong), or is `*`.
+fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
+    let current = etag(seq);
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == current)
+}
+
+/// The job as JSON with its ETag.
+pub fn job_response(job: &Job, status: StatusCode) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "application/json".to_owned()),
+        (header::ETAG, etag(job.seq)),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+    ];
+    (status, headers, job.to_json()).into_response()
+}

@@ -1,0 +1,18 @@
+//! The state every handler and background task shares: cheap handles, cloned per request.
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::Store;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Handles to this instance's store, fan-out hub and configuration.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub hub: Hub,
+    pub config: Arc<Config>,
+    /// Wakes an idle local worker when this instance queues a job, so it starts without waiting
+    /// for the next poll.
+    pub work_queued: Arc<Notify>,
+}

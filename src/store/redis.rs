@@ -1,0 +1,220 @@
+//! The Redis backend: jobs under `job:<uuid>` with a TTL, changed only by server-side Lua scripts.
+
+use super::{CleanupReport, JobStore, StoreError};
+use crate::job::{Change, Job, JobId, Rejection, Timestamp};
+use ::redis::aio::ConnectionManager;
+use ::redis::{AsyncCommands, Script};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The work queue (a list, oldest at the right). All queue keys share one hash tag, so the claim
+/// script touches a single Redis Cluster slot.
+pub const QUEUE_KEY: &str = "{jobcast}:queue";
+/// Claimed jobs, scored by lease deadline in milliseconds since the epoch (Redis's clock).
+pub const LEASES_KEY: &str = "{jobcast}:leases";
+
+/// How long a health check waits for Redis to answer.
+pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A cheap, clonable handle: the connection manager multiplexes every request on one connection
+/// and reconnects by itself.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    scripts: Arc<Scripts>,
+    ttl_secs: u64,
+}
+
+/// The scripts, hashed once; each call is an EVALSHA (EVAL only after a Redis restart).
+struct Scripts {
+    create: Script,
+    transition: Script,
+    claim: Script,
+}
+
+impl RedisStore {
+    /// A store on an established connection; jobs expire `ttl_secs` after their last change.
+    pub fn new(connection: ConnectionManager, ttl_secs: u64) -> Self {
+        let scripts = Scripts {
+            create: Script::new(include_str!("create.lua")),
+            transition: Script::new(include_str!("transition.lua")),
+            claim: Script::new(include_str!("claim.lua")),
+        };
+        Self {
+            connection,
+            scripts: Arc::new(scripts),
+            ttl_secs,
+        }
+    }
+
+    /// Whether Redis answers a PING within [`PING_TIMEOUT`].
+    pub async fn ping(&self) -> bool {
+        let mut connection = self.connection.clone();
+        let ping = ::redis::cmd("PING");
+        let reply = ping.query_async::<String>(&mut connection);
+        matches!(tokio::time::timeout(PING_TIMEOUT, reply).await, Ok(Ok(_)))
+    }
+
+    async fn run_transition(&self, id: JobId, change: Change) -> Result<Vec<String>, StoreError> {
+        let now = Timestamp::now();
+        let (op, progress, step, payload, fence) = match change {
+            Change::Start { step } => ("start", 0, step, String::new(), None),
+            Change::Progress {
+                progress,
+                step,
+                fence,
+            } => (
+                "progress",
+                progress,
+                step.unwrap_or_default(),
+                String::new(),
+                fence,
+            ),
+            Change::Complete {
+                result,
+                step,
+                fence,
+            } => ("complete", 100, step, String::from(result.get()), fence),
+            Change::Fail { error, fence } => ("fail", 0, String::new(), error, fence),
+        };
+        let mut invocation = self.scripts.transition.key(id.key());
+        invocation
+            .arg(op)
+            .arg(now.to_string())
+            .arg(self.ttl_secs)
+            .arg(now.plus_secs(self.ttl_secs).to_string())
+            .arg(progress)
+            .arg(step)
+            .arg(payload)
+            .arg(fence.map(|f| f.to_string()).unwrap_or_default());
+        let mut connection = self.connection.clone();
+        Ok(invocation.invoke_async(&mut connection).await?)
+    }
+
+    /// Queue and lease entries whose job key no longer exists.
+    async fn orphaned_entries(&self) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection.clone();
+        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
+        let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
+        let ids: Vec<String> = queued
+            .into_iter()
+            .chain(leased)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let mut pipeline = ::redis::pipe();
+        for id in &ids {
+            pipeline.exists(format!("job:{id}"));
+        }
+        let exists: Vec<bool> = pipeline.query_async(&mut connection).await?;
+        Ok(ids
+            .into_iter()
+            .zip(exists)
+            .filter(|(_, exists)| !exists)
+            .map(|(id, _)| id)
+            .collect())
+    }
+}
+
+/// Turns the transition script's reply into the new job or the reason it was refused.
+fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
+    let number = |i: usize| {
+        reply
+            .get(i)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default()
+    };
+    match reply.first().map(String::as_str) {
+        Some("ok" | "unchanged") => Ok(serde_json::from_str(&reply[1])?),
+        Some("missing") => Err(StoreError::NotFound),
+        Some("rejected") => Err(StoreError::Rejected(match reply[1].as_str() {
+            "terminal" if reply[2] == "completed" => Rejection::Terminal("completed"),
+            "terminal" => Rejection::Terminal("failed"),
+            "already_started" => Rejection::AlreadyStarted,
+            "not_started" => Rejection::NotStarted,
+            "backwards" => Rejection::Backwards {
+                current: number(2) as u8,
+                requested: number(3) as u8,
+            },
+            _ => Rejection::StaleAttempt {
+                fence: number(2),
+                current: number(3),
+            },
+        })),
+        _ => Err(StoreError::Redis(::redis::RedisError::from((
+            ::redis::ErrorKind::UnexpectedReturnType,
+            "unexpected reply from the transition script",
+        )))),
+    }
+}
+
+impl JobStore for RedisStore {
+    async fn create(&self, job: &Job) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _created: bool = self
+            .scripts
+            .create
+            .key(job.job_id.key())
+            .arg(job.to_json())
+            .arg(self.ttl_secs)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let mut connection = self.connection.clone();
+        let json: Option<String> = connection.get(id.key()).await?;
+        Ok(json.map(|json| serde_json::from_str(&json)).transpose()?)
+    }
+
+    async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
+        parse_transition_reply(self.run_transition(id, change).await?)
+    }
+
+    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = connection.lpush(QUEUE_KEY, id.to_string()).await?;
+        Ok(())
+    }
+
+    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
+        let mut connection = self.connection.clone();
+        let claimed: Option<String> = self
+            .scripts
+            .claim
+            .key(QUEUE_KEY)
+            .key(LEASES_KEY)
+            .arg(lease.as_millis() as u64)
+            .invoke_async(&mut connection)
+            .await?;
+        // An entry that is not a job id was not put there by us; drop it rather than loop on it.
+        Ok(claimed.and_then(|id| id.parse().ok()))
+    }
+
+    async fn release(&self, id: JobId) -> Result<(), StoreError> {
+        let mut connection = self.connection.clone();
+        let _: () = connection.zrem(LEASES_KEY, id.to_string()).await?;
+        Ok(())
+    }
+
+    async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
+        let orphans = self.orphaned_entries().await?;
+        if orphans.is_empty() {
+            return Ok(CleanupReport::default());
+        }
+        let mut pipeline = ::redis::pipe();
+        for id in &orphans {
+            pipeline.lrem(QUEUE_KEY, 0, id).zrem(LEASES_KEY, id);
+        }
+        let removed: Vec<usize> = pipeline.query_async(&mut self.connection.clone()).await?;
+        Ok(CleanupReport {
+            purged_jobs: 0,
+            purged_index_entries: removed.iter().sum(),
+        })
+    }
+}

@@ -1,0 +1,78 @@
+-- Applies one change to one job atomically: checks the transition, bumps seq, rewrites the key
+-- with its TTL and publishes the new state. Mirrors the rules of src/job/change.rs.
+--
+-- KEYS[1]  the job key (job:<uuid>); the job's channel has the same name
+-- ARGV     op (start|progress|complete|fail), now, ttl_secs, expires_at, progress,
+--          step ('' keeps the current one for progress),
+--          payload (result JSON for complete, error text for fail), fence ('' = none)
+--
+-- The stored document is laid out as {<scalars>,"input":<json>,"result":<json>} with "result"
+-- null until the job is terminal (see Job in src/job/mod.rs). Only the scalar part is decoded:
+-- cjson would turn [] into {} and round big numbers, so the caller's JSON is copied verbatim.
+local raw = redis.call('GET', KEYS[1])
+if not raw then
+  return {'missing'}
+end
+local tail = ',"result":null}'
+local cut = string.find(raw, ',"input":', 1, true)
+if not cut then
+  return redis.error_reply('ERR corrupt job document at ' .. KEYS[1])
+end
+local job = cjson.decode(string.sub(raw, 1, cut - 1) .. '}')
+if job.status == 'completed' or job.status == 'failed' then
+  return {'rejected', 'terminal', job.status}
+end
+if string.sub(raw, -#tail) ~= tail then
+  return redis.error_reply('ERR corrupt job document at ' .. KEYS[1])
+end
+local input = string.sub(raw, cut + 9, #raw - #tail)
+
+local op, now, ttl, expires_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local progress, step, payload, fence = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
+if fence and fence ~= job.attempt and op ~= 'start' then
+  return {'rejected', 'stale_attempt', tostring(fence), tostring(job.attempt)}
+end
+
+local result = 'null'
+if op == 'start' then
+  if job.status ~= 'pending' then
+    return {'rejected', 'already_started'}
+  end
+  job.attempt = job.attempt + 1
+  job.current_step = step
+elseif op == 'progress' then
+  if step == '' then
+    step = job.current_step
+  end
+  if progress < job.progress then
+    return {'rejected', 'backwards', tostring(job.progress), tostring(progress)}
+  end
+  if progress == job.progress and step == job.current_step and job.status == 'processing' then
+    return {'unchanged', raw}
+  end
+  job.progress = progress
+  job.current_step = step
+elseif op == 'complete' then
+  if job.status == 'pending' then
+    return {'rejected', 'not_started'}
+  end
+  job.progress = 100
+  job.current_step = step
+  job.completed_at = now
+  result = payload
+elseif op == 'fail' then
+  job.error = payload
+  job.completed_at = now
+else
+  return redis.error_reply('ERR unknown op ' .. tostring(op))
+end
+local next_status = {start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed'}
+job.status = next_status[op]
+job.seq = job.seq + 1
+job.updated_at = now
+job.expires_at = expires_at
+
+local doc = string.sub(cjson.encode(job), 1, -2) .. ',"input":' .. input .. ',"result":' .. result .. '}'
+redis.call('SET', KEYS[1], doc, 'EX', ttl)
+redis.call('PUBLISH', KEYS[1], doc)
+return {'ok', doc}

@@ -1,0 +1,240 @@
+//! Test fixtures: a private `redis-server` per test and the real server running in-process.
+
+use jobcast::{App, Config};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something that should happen quickly.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A `redis-server` of the test's own, on a unix socket in a temporary directory.
+pub struct TestRedis {
+    dir: TempDir,
+    child: Option<Child>,
+    password: Option<String>,
+}
+
+impl TestRedis {
+    /// Starts a fresh server and waits until it answers.
+    pub async fn start() -> Self {
+        Self::start_with_password(None).await
+    }
+
+    /// Starts a fresh server that requires `password` (`requirepass`), if given.
+    pub async fn start_with_password(password: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let password = password.map(str::to_owned);
+        let mut redis = Self {
+            dir,
+            child: None,
+            password,
+        };
+        redis.launch().await;
+        redis
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    /// The URL the server under test connects with.
+    pub fn url(&self) -> String {
+        let url = format!("redis+unix://{}", self.socket().display());
+        match &self.password {
+            Some(password) => format!("{url}?pass={password}"),
+            None => url,
+        }
+    }
+
+    async fn launch(&mut self) {
+        let mut command = Command::new("redis-server");
+        if let Some(password) = &self.password {
+            command.arg("--requirepass").arg(password);
+        }
+        let child = command
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(self.socket())
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (apt-get install redis-server)");
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while self.connection().await.is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A plain connection, for inspecting what the server stored.
+    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(self.url())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await?;
+        Ok(connection)
+    }
+
+    /// A client, for subscribing.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("valid url")
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The server under test, running in this process on a free port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: jobcast::state::AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Test defaults: a free port on loopback, no pacing, two workers.
+pub fn test_config(redis_url: &str) -> Config {
+    let mut config = Config::defaults();
+    config.host = [127, 0, 0, 1].into();
+    config.port = 0;
+    config.redis_url = jobcast::config::RedisUrl::parse(redis_url).expect("valid url");
+    config.deep_research_step_ms = 0;
+    config.worker_concurrency = 2;
+    config.queue_poll_ms = 20;
+    config.admin_token = None;
+    config
+}
+
+/// The server on `redis`, with the test defaults.
+pub async fn spawn_app(redis: &TestRedis) -> TestApp {
+    spawn_app_with(test_config(&redis.url())).await
+}
+
+/// The server without any Redis: it must fall back to its memory store.
+pub async fn spawn_app_without_redis() -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let nowhere = format!("redis+unix://{}", dir.path().join("none.sock").display());
+    spawn_app_with(test_config(&nowhere)).await
+}
+
+/// The server with a configuration of the test's making.
+pub async fn spawn_app_with(config: Config) -> TestApp {
+    let app = App::build(config).await.expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let (stop, stopped) = oneshot::channel();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops the server as SIGTERM would and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server ran");
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `POST /api/v4/deep-research`, returning the new job's id.
+    pub async fn start_research(&self, product: &str, ingredients: Value) -> String {
+        let body = json!({ "product_name": product, "ingredients": ingredients });
+        let response = self.post("/api/v4/deep-research", &body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let job: Value = response.json().await.expect("json");
+        job["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// `POST /api/v4/jobs` for a kind no built-in worker runs, returning the job's id.
+    pub async fn create_external_job(&self) -> String {
+        let body = json!({ "kind": "external", "input": { "source": "test" } });
+        let response = self.post("/api/v4/jobs", &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let job: Value = response.json().await.expect("json");
+        job["job_id"].as_str().expect("job_id").to_owned()
+    }
+
+    /// `GET /api/v4/job/{id}` as JSON, asserting it exists.
+    pub async fn job(&self, id: &str) -> Value {
+        let response = self.get(&format!("/api/v4/job/{id}")).await;
+        assert_eq!(response.status(), StatusCode::OK, "job {id}");
+        response.json().await.expect("json")
+    }
+
+    /// Polls the job until it is completed or failed.
+    pub async fn wait_until_finished(&self, id: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let job = self.job(id).await;
+            if matches!(job["status"].as_str(), Some("completed" | "failed")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `POST /api/v4/job/{id}/{action}`.
+    pub async fn report(&self, id: &str, action: &str, body: &Value) -> Response {
+        self.post(&format!("/api/v4/job/{id}/{action}"), body).await
+    }
+}
+
+/// The `detail` of an error response, asserting its status.
+pub async fn detail_of(response: Response, status: StatusCode) -> String {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("error body is JSON");
+    body["detail"]
+        .as_str()
+        .expect("detail is a string")
+        .to_owned()
+}

@@ -1,0 +1,263 @@
+//! The API existing clients use: same paths, same shapes, now backed by Redis.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_NONE_MATCH};
+use serde_json::{Value, json};
+
+const SEED_FIELDS: [&str; 8] = [
+    "job_id",
+    "status",
+    "progress",
+    "current_step",
+    "created_at",
+    "result",
+    "error",
+    "completed_at",
+];
+
+#[tokio::test]
+async fn creating_a_deep_research_job_answers_with_a_pending_job() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.worker_concurrency = 0;
+    let app = spawn_app_with(config).await;
+
+    let body = json!({"product_name": "Cola", "ingredients": ["water", "sugar"]});
+    let response = app.post("/api/v4/deep-research", &body).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let job: Value = response.json().await.unwrap();
+    assert_eq!(job["status"], "pending");
+    let id = job["job_id"].as_str().unwrap();
+    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+}
+
+#[tokio::test]
+async fn a_job_has_the_seed_fields_and_the_new_ones() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.worker_concurrency = 0;
+    let app = spawn_app_with(config).await;
+    let id = app.start_research("Cola", json!(["water"])).await;
+
+    let job = app.job(&id).await;
+
+    for field in SEED_FIELDS
+        .iter()
+        .chain(&["seq", "updated_at", "expires_at", "kind"])
+    {
+        assert!(job.get(field).is_some(), "missing {field} in {job}");
+    }
+    assert_eq!(job["job_id"], id.as_str());
+    assert_eq!(job["progress"], 0);
+    assert_eq!(job["kind"], "deep-research");
+    assert!(job["result"].is_null() && job["error"].is_null() && job["completed_at"].is_null());
+    let created = job["created_at"].as_str().unwrap();
+    assert!(created.ends_with('Z'), "ISO-8601 UTC: {created}");
+    chrono::DateTime::parse_from_rfc3339(created).unwrap();
+}
+
+#[tokio::test]
+async fn a_deep_research_job_runs_to_a_completed_report() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let ingredients = json!(["Carbonated Water", "E150d", "Aspartame", "unobtainium"]);
+    let id = app.start_research("Diet Cola", ingredients).await;
+
+    let job = app.wait_until_finished(&id).await;
+
+    assert_eq!(job["status"], "completed", "{job}");
+    assert_eq!(job["progress"], 100);
+    assert_eq!(job["current_step"], "Complete");
+    assert!(job["completed_at"].is_string());
+    let report = &job["result"];
+    assert_eq!(report["product_name"], "Diet Cola");
+    assert_eq!(report["findings"].as_array().unwrap().len(), 3, "{report}");
+    assert_eq!(report["unmatched"], json!(["unobtainium"]));
+    assert_eq!(report["overall_risk"]["level"], "possible", "{report}");
+    assert!(
+        report["overall_risk"]["derivation"]
+            .as_str()
+            .unwrap()
+            .contains("aspartame")
+    );
+}
+
+#[tokio::test]
+async fn ingredients_may_be_one_comma_separated_string() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app
+        .start_research("Bread", json!("wheat flour, water, salt"))
+        .await;
+
+    let job = app.wait_until_finished(&id).await;
+
+    assert_eq!(job["result"]["ingredients_analyzed"], 3, "{job}");
+    assert_eq!(job["result"]["overall_risk"]["level"], "low");
+}
+
+#[tokio::test]
+async fn an_empty_ingredient_list_ends_failed_with_a_readable_error() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.start_research("Nothing", json!([])).await;
+
+    let job = app.wait_until_finished(&id).await;
+
+    assert_eq!(job["status"], "failed");
+    assert!(job["error"].as_str().unwrap().contains("empty"), "{job}");
+    assert!(job["completed_at"].is_string());
+}
+
+#[tokio::test]
+async fn the_job_key_holds_the_job_json_with_a_ttl_of_at_most_job_ttl_secs() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.job_ttl_secs = 3600;
+    let app = spawn_app_with(config).await;
+    let id = app.start_research("Cola", json!(["water"])).await;
+    app.wait_until_finished(&id).await;
+
+    let mut connection = redis.connection().await.unwrap();
+    let key = format!("job:{id}");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let stored: String = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    assert!(ttl > 0 && ttl <= 3600, "ttl {ttl}");
+    let stored: Value = serde_json::from_str(&stored).unwrap();
+    assert_eq!(stored, app.job(&id).await);
+    assert_eq!(stored["result"]["findings"][0]["matched"], "water");
+}
+
+#[tokio::test]
+async fn a_poll_with_the_current_etag_answers_304_without_a_body() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.worker_concurrency = 0;
+    let app = spawn_app_with(config).await;
+    let id = app.start_research("Cola", json!(["water"])).await;
+    let path = app.url(&format!("/api/v4/job/{id}"));
+
+    let first = app.client.get(&path).send().await.unwrap();
+    let etag = first.headers()[ETAG].to_str().unwrap().to_owned();
+    assert_eq!(etag, "\"1\"");
+    let again = app
+        .client
+        .get(&path)
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert!(again.bytes().await.unwrap().is_empty());
+
+    app.report(
+        &id,
+        "progress",
+        &json!({"progress": 5, "current_step": "Going"}),
+    )
+    .await;
+    let changed = app
+        .client
+        .get(&path)
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(changed.headers()[ETAG], "\"2\"");
+}
+
+#[tokio::test]
+async fn an_unknown_job_is_404_job_not_found() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    let response = app
+        .get(&format!("/api/v4/job/{}", uuid::Uuid::new_v4()))
+        .await;
+
+    assert_eq!(
+        detail_of(response, StatusCode::NOT_FOUND).await,
+        "Job not found"
+    );
+}
+
+#[tokio::test]
+async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.worker_concurrency = 0;
+    let app = spawn_app_with(config).await;
+    let gone = app.start_research("Gone", json!(["water"])).await;
+    let kept = app.start_research("Kept", json!(["water"])).await;
+    let mut connection = redis.connection().await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("job:{gone}"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+
+    let response = app
+        .client
+        .delete(app.url("/api/v4/admin/cleanup-jobs"))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["purged_index_entries"], 1, "{report}");
+    assert_eq!(report["backend"], "redis");
+    assert_eq!(report["redis_connected"], true);
+    let queue: Vec<String> = redis::cmd("LRANGE")
+        .arg("{jobcast}:queue")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(queue, vec![kept]);
+}
+
+#[tokio::test]
+async fn a_job_survives_a_server_restart() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.worker_concurrency = 0;
+    let first = spawn_app_with(config.clone()).await;
+    let id = first
+        .start_research("Cola", json!(["water", "sugar"]))
+        .await;
+    first.stop().await;
+
+    config.worker_concurrency = 1;
+    let second = spawn_app_with(config).await;
+    let job = second.wait_until_finished(&id).await;
+
+    assert_eq!(job["status"], "completed");
+    assert_eq!(job["result"]["ingredients_analyzed"], 2);
+}
+
+#[tokio::test]
+async fn health_is_ok_and_ready_names_the_redis_backend() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    assert_eq!(app.get("/health").await.status(), StatusCode::OK);
+    let ready = app.get("/ready").await;
+    assert_eq!(ready.status(), StatusCode::OK);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["backend"], "redis");
+    assert_eq!(ready["redis_connected"], true);
+}
