@@ -57,6 +57,15 @@ pub struct Config {
     #[arg(long, env = "LEASE_SECS", value_name = "LEASE_SECS", default_value_t = 30,
         value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_secs: u64,
+    /// Seconds between SSE keep-alive comments.
+    #[arg(long, env = "SSE_KEEPALIVE_SECS", value_name = "SSE_KEEPALIVE_SECS", default_value_t = 15,
+        value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub sse_keepalive_secs: u64,
+    /// Seconds between the server's WebSocket pings; a peer that has not answered one by the next
+    /// is dropped.
+    #[arg(long, env = "WS_PING_SECS", value_name = "WS_PING_SECS", default_value_t = 20,
+        value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub ws_ping_secs: u64,
     /// How often idle workers look for queued jobs that other instances created, in milliseconds.
     #[arg(long, env = "QUEUE_POLL_MS", value_name = "QUEUE_POLL_MS", default_value_t = 250,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]

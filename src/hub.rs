@@ -1,15 +1,20 @@
 //! Local fan-out: one broadcast channel per watched job, created lazily and pruned when empty.
+//!
+//! With Redis, the hub also tells the pub/sub relay (`pubsub.rs`) which job channels this instance
+//! needs: a job's channel is subscribed when its first local watcher arrives and unsubscribed when
+//! the last one leaves, so each instance receives only the updates its own clients watch.
 
 use crate::job::{Job, JobId, JobStatus};
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
 
-/// How many events a slow subscriber may fall behind before it skips ahead to newer ones.
+/// How many events one subscriber may fall behind before it skips to the newest.
 ///
-/// Progress is latest-wins, so a small buffer loses nothing a subscriber needs: the newest state
-/// repairs any gap.
+/// Progress is latest-wins: every event carries the job's full state, so skipping loses nothing a
+/// subscriber needs, and a client that stops reading costs at most this many shared events.
 pub const SUBSCRIBER_BUFFER: usize = 16;
 
 /// One change of one job, serialised once and shared by every subscriber.
@@ -33,40 +38,99 @@ impl From<&Job> for JobEvent {
     }
 }
 
+/// What the hub asks of the relay that feeds it from Redis.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// The first local watcher of this job arrived: subscribe to its channel.
+    Watch(JobId),
+    /// The last local watcher left: unsubscribe.
+    Unwatch(JobId),
+}
+
 /// A cheap, clonable handle to this instance's fan-out map.
 #[derive(Clone, Default)]
 pub struct Hub {
-    /// A std mutex: it is held only to look up or insert a sender, never across an `.await`.
-    channels: Arc<Mutex<HashMap<JobId, broadcast::Sender<JobEvent>>>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    /// A std mutex: held only to look up, insert or remove a topic, never across an `.await`.
+    topics: Mutex<HashMap<JobId, Topic>>,
+    /// Set once when a relay feeds this hub from Redis; unset on the memory store, where every
+    /// event is published locally and topics are live from the start.
+    relay: OnceLock<mpsc::UnboundedSender<Interest>>,
+}
+
+struct Topic {
+    sender: broadcast::Sender<JobEvent>,
+    /// Whether the relay's Redis subscription for this job is active (always true without relay).
+    relayed: watch::Sender<bool>,
 }
 
 impl Hub {
+    fn topics(&self) -> MutexGuard<'_, HashMap<JobId, Topic>> {
+        self.shared.topics.lock().expect("hub lock poisoned")
+    }
+
     /// Delivers `event` to this instance's subscribers of its job, if there are any.
     pub fn publish(&self, event: JobEvent) {
-        let channels = self.channels.lock().expect("hub lock poisoned");
-        if let Some(sender) = channels.get(&event.job_id) {
+        if let Some(topic) = self.topics().get(&event.job_id) {
             // An error only means every receiver has just gone; the last one's Drop prunes.
-            let _ = sender.send(event);
+            let _ = topic.sender.send(event);
         }
     }
 
     /// Starts receiving the events of `job_id`.
     pub fn subscribe(&self, job_id: JobId) -> Subscription {
-        let mut channels = self.channels.lock().expect("hub lock poisoned");
-        let receiver = channels
-            .entry(job_id)
-            .or_insert_with(|| broadcast::channel(SUBSCRIBER_BUFFER).0)
-            .subscribe();
+        let relay = self.shared.relay.get();
+        let mut topics = self.topics();
+        let topic = topics.entry(job_id).or_insert_with(|| {
+            if let Some(relay) = relay {
+                let _ = relay.send(Interest::Watch(job_id));
+            }
+            Topic {
+                sender: broadcast::channel(SUBSCRIBER_BUFFER).0,
+                relayed: watch::channel(relay.is_none()).0,
+            }
+        });
         Subscription {
             hub: self.clone(),
             job_id,
-            receiver,
+            receiver: topic.sender.subscribe(),
+            relayed: topic.relayed.subscribe(),
         }
     }
 
-    /// How many jobs have at least one local subscriber.
-    pub fn watched_jobs(&self) -> usize {
-        self.channels.lock().expect("hub lock poisoned").len()
+    /// Attaches the relay; from now on topics report their interest to it. Call once.
+    pub fn attach_relay(&self) -> mpsc::UnboundedReceiver<Interest> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        assert!(self.shared.relay.set(sender).is_ok(), "a hub has one relay");
+        receiver
+    }
+
+    /// Records whether the relay's subscription for `job_id` is active.
+    pub fn set_relayed(&self, job_id: JobId, relayed: bool) {
+        if let Some(topic) = self.topics().get(&job_id) {
+            topic.relayed.send_replace(relayed);
+        }
+    }
+
+    /// Marks every topic as not relayed: the relay's connection was lost.
+    pub fn set_none_relayed(&self) {
+        for topic in self.topics().values() {
+            topic.relayed.send_replace(false);
+        }
+    }
+
+    /// Whether `job_id` has at least one local subscriber.
+    pub fn is_watched(&self, job_id: JobId) -> bool {
+        self.topics().contains_key(&job_id)
+    }
+
+    /// The jobs that have at least one local subscriber.
+    pub fn watched(&self) -> Vec<JobId> {
+        self.topics().keys().copied().collect()
     }
 }
 
@@ -75,17 +139,35 @@ pub struct Subscription {
     hub: Hub,
     job_id: JobId,
     receiver: broadcast::Receiver<JobEvent>,
+    relayed: watch::Receiver<bool>,
 }
 
 impl Subscription {
-    /// The next event, skipping ahead past any the subscriber was too slow to receive.
-    /// `None` once the hub side is gone.
+    /// Waits until updates of this job reach this instance (the relay's Redis subscription is
+    /// active), for at most `limit`. Returns whether they do.
+    pub async fn relayed(&mut self, limit: Duration) -> bool {
+        let wait = self.relayed.wait_for(|relayed| *relayed);
+        matches!(tokio::time::timeout(limit, wait).await, Ok(Ok(_)))
+    }
+
+    /// The next event. A subscriber that fell behind gets the newest event instead of the ones it
+    /// missed. `None` once the hub side is gone.
     pub async fn next(&mut self) -> Option<JobEvent> {
+        match self.receiver.recv().await {
+            Ok(event) => Some(event),
+            Err(broadcast::error::RecvError::Lagged(_)) => self.newest(),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// Drains what is buffered and keeps the last, after a lag.
+    fn newest(&mut self) -> Option<JobEvent> {
+        let mut newest = None;
         loop {
-            match self.receiver.recv().await {
-                Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return None,
+            match self.receiver.try_recv() {
+                Ok(event) => newest = Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return newest,
             }
         }
     }
@@ -93,12 +175,15 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        let mut channels = self.hub.channels.lock().expect("hub lock poisoned");
-        let last = channels
+        let mut topics = self.hub.topics();
+        let last = topics
             .get(&self.job_id)
-            .is_some_and(|sender| sender.receiver_count() <= 1);
+            .is_some_and(|topic| topic.sender.receiver_count() <= 1);
         if last {
-            channels.remove(&self.job_id);
+            topics.remove(&self.job_id);
+            if let Some(relay) = self.hub.shared.relay.get() {
+                let _ = relay.send(Interest::Unwatch(self.job_id));
+            }
         }
     }
 }
@@ -117,19 +202,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_subscriber_receives_what_is_published_and_the_channel_is_pruned_after() {
+    async fn a_subscriber_receives_what_is_published_and_the_topic_is_pruned_after() {
         let hub = Hub::default();
         let id = JobId::new();
         let mut subscription = hub.subscribe(id);
         hub.publish(event(id, 2));
         assert_eq!(subscription.next().await.unwrap().seq, 2);
-        assert_eq!(hub.watched_jobs(), 1);
+        assert_eq!(hub.watched(), [id]);
         drop(subscription);
-        assert_eq!(hub.watched_jobs(), 0);
+        assert!(hub.watched().is_empty());
     }
 
     #[tokio::test]
-    async fn a_lagging_subscriber_skips_to_newer_events() {
+    async fn a_lagging_subscriber_skips_to_the_newest_event() {
         let hub = Hub::default();
         let id = JobId::new();
         let mut subscription = hub.subscribe(id);
@@ -137,7 +222,23 @@ mod tests {
         for seq in 1..=total {
             hub.publish(event(id, seq));
         }
-        let first = subscription.next().await.unwrap().seq;
-        assert!(first > total - SUBSCRIBER_BUFFER as u64);
+        assert_eq!(subscription.next().await.unwrap().seq, total);
+    }
+
+    #[tokio::test]
+    async fn the_relay_hears_of_the_first_watcher_and_the_last_leaving() {
+        let hub = Hub::default();
+        let mut interest = hub.attach_relay();
+        let id = JobId::new();
+        let mut first = hub.subscribe(id);
+        let second = hub.subscribe(id);
+        assert_eq!(interest.recv().await, Some(Interest::Watch(id)));
+        assert!(!first.relayed(Duration::from_millis(10)).await);
+        hub.set_relayed(id, true);
+        assert!(first.relayed(Duration::from_millis(10)).await);
+        drop(first);
+        drop(second);
+        assert_eq!(interest.recv().await, Some(Interest::Unwatch(id)));
+        assert!(interest.try_recv().is_err());
     }
 }

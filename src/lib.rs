@@ -9,7 +9,8 @@
 //! - [`routes`] with [`extract`], [`auth`] and [`error`]: the HTTP surface.
 //! - [`job`]: the job record and its state machine.
 //! - [`store`]: the `JobStore` trait and its Redis and memory backends.
-//! - [`hub`]: local fan-out of job changes to this instance's subscribers.
+//! - [`hub`]: local fan-out of job changes to this instance's subscribers, fed by [`pubsub`]
+//!   from Redis; [`watch`]: the race-free start and frame sequence every stream uses.
 //! - [`worker`] and [`research`]: running the built-in deep-research job.
 
 pub mod auth;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod job;
+pub mod pubsub;
 pub mod research;
 pub mod routes;
 pub mod shutdown;
@@ -25,6 +27,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod watch;
 pub mod worker;
 
 pub use config::Config;

@@ -5,7 +5,7 @@ use crate::hub::Hub;
 use crate::routes;
 use crate::state::AppState;
 use crate::store::{JobStore, MemoryStore, RedisStore, Store};
-use crate::worker;
+use crate::{pubsub, worker};
 use anyhow::Context;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
@@ -38,12 +38,32 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
         let hub = Hub::default();
-        let store = choose_store(&config, &hub).await;
+        let shutdown = CancellationToken::new();
+        let (store, relay) = match connect_redis(&config).await {
+            Ok((client, connection)) => {
+                info!(redis_url = %config.redis_url, "using Redis");
+                let store = Store::Redis(RedisStore::new(connection, config.job_ttl_secs));
+                let relay =
+                    pubsub::spawn_relay(client, hub.clone(), store.clone(), shutdown.clone());
+                (store, Some(relay))
+            }
+            Err(error) => {
+                warn!(
+                    redis_url = %config.redis_url,
+                    error = %error,
+                    "Redis did not answer: serving from the embedded in-memory store; jobs will not survive a restart"
+                );
+                let store = MemoryStore::new(hub.clone(), config.job_ttl_secs);
+                (Store::Memory(store), None)
+            }
+        };
         let state = AppState {
             store,
             hub,
             config: Arc::new(config),
             work_queued: Arc::new(Notify::new()),
+            relay,
+            shutdown,
         };
         Ok(Self { listener, state })
     }
@@ -65,7 +85,7 @@ impl App {
         self,
         signal: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let shutdown = CancellationToken::new();
+        let shutdown = self.state.shutdown.clone();
         let mut workers = worker::spawn_workers(&self.state, &shutdown);
         if let Store::Memory(store) = &self.state.store {
             tokio::spawn(purge_periodically(store.clone(), shutdown.clone()));
@@ -103,36 +123,19 @@ impl App {
     }
 }
 
-/// Redis when it answers, otherwise the embedded memory store.
-async fn choose_store(config: &Config, hub: &Hub) -> Store {
-    match connect_redis(config).await {
-        Ok(connection) => {
-            info!(redis_url = %config.redis_url, "using Redis");
-            Store::Redis(RedisStore::new(connection, config.job_ttl_secs))
-        }
-        Err(error) => {
-            warn!(
-                redis_url = %config.redis_url,
-                error = %error,
-                "Redis did not answer: serving from the embedded in-memory store; jobs will not survive a restart"
-            );
-            Store::Memory(MemoryStore::new(hub.clone(), config.job_ttl_secs))
-        }
-    }
-}
-
-async fn connect_redis(config: &Config) -> anyhow::Result<ConnectionManager> {
+/// A client (for the pub/sub relay) and a multiplexed connection that has answered a PING.
+async fn connect_redis(config: &Config) -> anyhow::Result<(redis::Client, ConnectionManager)> {
     let client = redis::Client::open(config.redis_url.expose())?;
     let manager_config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.redis_connect_timeout()))
         .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
         .set_number_of_retries(1);
-    let connect = ConnectionManager::new_with_config(client, manager_config);
+    let connect = ConnectionManager::new_with_config(client.clone(), manager_config);
     let mut connection = tokio::time::timeout(config.redis_connect_timeout(), connect)
         .await
         .context("timed out")??;
     let _: String = redis::cmd("PING").query_async(&mut connection).await?;
-    Ok(connection)
+    Ok((client, connection))
 }
 
 async fn purge_periodically(store: MemoryStore, shutdown: CancellationToken) {

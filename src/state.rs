@@ -2,9 +2,11 @@
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::pubsub::RelayHealth;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// Handles to this instance's store, fan-out hub and configuration.
 #[derive(Clone)]
@@ -15,4 +17,8 @@ pub struct AppState {
     /// Wakes an idle local worker when this instance queues a job, so it starts without waiting
     /// for the next poll.
     pub work_queued: Arc<Notify>,
+    /// The Redis pub/sub relay's health; `None` on the memory store, which needs no relay.
+    pub relay: Option<RelayHealth>,
+    /// Cancelled when the server begins to stop: streams end, workers stop claiming.
+    pub shutdown: CancellationToken,
 }

@@ -22,7 +22,9 @@ async fn health() -> Json<Value> {
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let backend = state.store.kind();
     let redis_connected = state.store.redis_connected().await;
-    let serving = redis_connected || backend == crate::store::BackendKind::Memory;
+    let memory = backend == crate::store::BackendKind::Memory;
+    let serving = redis_connected || memory;
+    let pubsub_connected = state.relay.as_ref().map(|relay| relay.is_connected());
     let status = if serving {
         StatusCode::OK
     } else {
@@ -32,7 +34,8 @@ async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "status": if serving { "ready" } else { "unavailable" },
         "backend": backend,
         "redis_connected": redis_connected,
-        "degraded": backend == crate::store::BackendKind::Memory,
+        "pubsub_connected": pubsub_connected,
+        "degraded": memory || pubsub_connected == Some(false),
         "workers": state.config.worker_concurrency,
     });
     (status, Json(body))

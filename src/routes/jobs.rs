@@ -2,11 +2,13 @@
 
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, JobIdPath};
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, Timestamp};
+use crate::extract::{ApiJson, ApiQuery, JobIdPath};
+use crate::hub::JobEvent;
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp};
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::JobStore;
+use crate::watch::{self, WatchStart};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -15,7 +17,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use std::time::Duration;
 
+/// How long a long-poll waits when the client names no `timeout`, in seconds.
+pub const LONG_POLL_DEFAULT_SECS: f64 = 30.0;
+/// The longest long-poll a client may ask for, in seconds.
+pub const LONG_POLL_MAX_SECS: f64 = 120.0;
 /// The longest `kind`, in characters.
 pub const MAX_KIND_CHARS: usize = 64;
 /// The longest `current_step`, in characters.
@@ -77,12 +84,31 @@ async fn create_job(
     Ok(response)
 }
 
+#[derive(Deserialize)]
+struct GetQuery {
+    /// Long-poll: answer as soon as the job's seq moves past this one.
+    wait_for_change: Option<u64>,
+    /// Longest wait of a long-poll, in seconds (default [`LONG_POLL_DEFAULT_SECS`]).
+    timeout: Option<f64>,
+}
+
 /// `GET /api/v4/job/{job_id}`: the job, or 304 when `If-None-Match` names its current seq.
+/// With `?wait_for_change=<seq>` it waits (up to `timeout` seconds) for a newer state first.
 async fn get_job(
     State(state): State<AppState>,
     JobIdPath(job_id): JobIdPath,
     headers: HeaderMap,
+    ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(seq) = query.wait_for_change {
+        let secs = query.timeout.unwrap_or(LONG_POLL_DEFAULT_SECS);
+        if !(0.0..=LONG_POLL_MAX_SECS).contains(&secs) {
+            return Err(ApiError::invalid(format!(
+                "timeout must be from 0 to {LONG_POLL_MAX_SECS} seconds"
+            )));
+        }
+        return long_poll(&state, job_id, seq, Duration::from_secs_f64(secs)).await;
+    }
     let job = state
         .store
         .get(job_id)
@@ -92,6 +118,35 @@ async fn get_job(
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(job.seq))]).into_response());
     }
     Ok(job_response(&job, StatusCode::OK))
+}
+
+/// Answers with the first state newer than `seq`, or the current one when `limit` passes first.
+async fn long_poll(
+    state: &AppState,
+    job_id: JobId,
+    seq: u64,
+    limit: Duration,
+) -> Result<Response, ApiError> {
+    let mut watch = match watch::start(state, job_id, Some(seq)).await? {
+        WatchStart::AlreadyFinal(event) => return Ok(event_response(&event, StatusCode::OK)),
+        WatchStart::Streaming(watch) => watch,
+    };
+    let newer = tokio::select! {
+        frame = watch.next() => frame,
+        _ = tokio::time::sleep(limit) => None,
+        _ = state.shutdown.cancelled() => None,
+    };
+    match newer {
+        Some(frame) => Ok(event_response(&frame.event, StatusCode::OK)),
+        None => {
+            let job = state
+                .store
+                .get(job_id)
+                .await?
+                .ok_or(ApiError::JobNotFound)?;
+            Ok(job_response(&job, StatusCode::OK))
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -231,11 +286,16 @@ fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
 }
 
 /// The job as JSON with its ETag.
-pub fn job_response(job: &Job, status: StatusCode) -> Response {
+fn job_response(job: &Job, status: StatusCode) -> Response {
+    event_response(&JobEvent::from(job), status)
+}
+
+/// A job state that is already serialised, with its ETag.
+fn event_response(event: &JobEvent, status: StatusCode) -> Response {
     let headers = [
         (header::CONTENT_TYPE, "application/json".to_owned()),
-        (header::ETAG, etag(job.seq)),
+        (header::ETAG, etag(event.seq)),
         (header::CACHE_CONTROL, "no-cache".to_owned()),
     ];
-    (status, headers, job.to_json()).into_response()
+    (status, headers, event.json.clone()).into_response()
 }

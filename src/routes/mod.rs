@@ -4,6 +4,8 @@ mod admin;
 mod health;
 mod jobs;
 mod page;
+mod sse;
+mod ws;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -18,6 +20,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(health::routes())
         .merge(page::routes())
+        .merge(sse::routes())
+        .merge(ws::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

@@ -1,105 +1,14 @@
-//! Test fixtures: a private `redis-server` per test and the real server running in-process.
+//! The real server, running in-process on a free port.
 
+use super::PATIENCE;
+use super::redis::TestRedis;
 use jobcast::{App, Config};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// How long a test waits for something that should happen quickly.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-/// A `redis-server` of the test's own, on a unix socket in a temporary directory.
-pub struct TestRedis {
-    dir: TempDir,
-    child: Option<Child>,
-    password: Option<String>,
-}
-
-impl TestRedis {
-    /// Starts a fresh server and waits until it answers.
-    pub async fn start() -> Self {
-        Self::start_with_password(None).await
-    }
-
-    /// Starts a fresh server that requires `password` (`requirepass`), if given.
-    pub async fn start_with_password(password: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let password = password.map(str::to_owned);
-        let mut redis = Self {
-            dir,
-            child: None,
-            password,
-        };
-        redis.launch().await;
-        redis
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("redis.sock")
-    }
-
-    /// The URL the server under test connects with.
-    pub fn url(&self) -> String {
-        let url = format!("redis+unix://{}", self.socket().display());
-        match &self.password {
-            Some(password) => format!("{url}?pass={password}"),
-            None => url,
-        }
-    }
-
-    async fn launch(&mut self) {
-        let mut command = Command::new("redis-server");
-        if let Some(password) = &self.password {
-            command.arg("--requirepass").arg(password);
-        }
-        let child = command
-            .args(["--port", "0", "--save", "", "--appendonly", "no"])
-            .arg("--unixsocket")
-            .arg(self.socket())
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be on PATH (apt-get install redis-server)");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while self.connection().await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// A plain connection, for inspecting what the server stored.
-    pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(self.url())?;
-        let mut connection = client.get_multiplexed_async_connection().await?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await?;
-        Ok(connection)
-    }
-
-    /// A client, for subscribing.
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("valid url")
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
 
 /// The server under test, running in this process on a free port.
 pub struct TestApp {

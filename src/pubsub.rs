@@ -1,0 +1,201 @@
+//! The Redis pub/sub relay: one connection per instance feeding the local hub, watched and repaired.
+//!
+//! Each job's changes are published on its own channel (`job:<uuid>`). The relay subscribes to a
+//! channel while this instance has a watcher of that job, rather than to one `job:*` pattern:
+//! with a pattern every instance would receive and parse every update of every job, so the cost
+//! per instance would grow with the cluster's total update rate instead of with its own watchers.
+//!
+//! When the connection drops (a Redis restart, `CLIENT KILL TYPE pubsub`) the relay reconnects
+//! with capped exponential backoff, resubscribes, and re-reads the stored state of every watched
+//! job, so a watcher never misses a terminal state published while the relay was away.
+
+use crate::hub::{Hub, Interest, JobEvent};
+use crate::job::{JobId, JobStatus};
+use crate::store::{JobStore, Store};
+use bytes::Bytes;
+use futures::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use serde::Deserialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// First wait before reconnecting; doubled after each failure up to [`RECONNECT_MAX`].
+pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
+/// The longest wait between reconnection attempts.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// Whether the relay's connection is up, for `/ready`.
+#[derive(Clone, Default)]
+pub struct RelayHealth(Arc<AtomicBool>);
+
+impl RelayHealth {
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, connected: bool) {
+        self.0.store(connected, Ordering::Relaxed);
+    }
+}
+
+/// Starts the relay for `hub` on `client`; it runs until `shutdown`.
+pub fn spawn_relay(
+    client: redis::Client,
+    hub: Hub,
+    store: Store,
+    shutdown: CancellationToken,
+) -> RelayHealth {
+    let interest = hub.attach_relay();
+    let health = RelayHealth::default();
+    let relay = Relay {
+        client,
+        hub,
+        store,
+        health: health.clone(),
+    };
+    tokio::spawn(relay.run(interest, shutdown));
+    health
+}
+
+struct Relay {
+    client: redis::Client,
+    hub: Hub,
+    store: Store,
+    health: RelayHealth,
+}
+
+/// Why one connection's session ended.
+enum SessionEnd {
+    Shutdown,
+    ConnectionLost,
+}
+
+impl Relay {
+    async fn run(
+        self,
+        mut interest: mpsc::UnboundedReceiver<Interest>,
+        shutdown: CancellationToken,
+    ) {
+        let mut backoff = RECONNECT_MIN;
+        loop {
+            let connected = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                connected = self.client.get_async_pubsub() => connected,
+            };
+            match connected {
+                Ok(pubsub) => {
+                    backoff = RECONNECT_MIN;
+                    let (sink, stream) = pubsub.split();
+                    if let SessionEnd::Shutdown =
+                        self.session(sink, stream, &mut interest, &shutdown).await
+                    {
+                        return;
+                    }
+                    self.health.set(false);
+                    self.hub.set_none_relayed();
+                    warn!("redis pub/sub connection lost; reconnecting");
+                }
+                Err(error) => {
+                    warn!(%error, retry_in_ms = backoff.as_millis() as u64, "redis pub/sub connect failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(RECONNECT_MAX);
+                }
+            }
+        }
+    }
+
+    /// Serves one connection: resubscribe, repair, then relay messages and interest changes.
+    async fn session(
+        &self,
+        mut sink: PubSubSink,
+        mut stream: PubSubStream,
+        interest: &mut mpsc::UnboundedReceiver<Interest>,
+        shutdown: &CancellationToken,
+    ) -> SessionEnd {
+        let watched = self.hub.watched();
+        for &job_id in &watched {
+            if self.subscribe(&mut sink, job_id).await.is_err() {
+                return SessionEnd::ConnectionLost;
+            }
+        }
+        self.health.set(true);
+        info!(watched = watched.len(), "redis pub/sub connected");
+        self.repair(&watched).await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return SessionEnd::Shutdown,
+                message = stream.next() => match message {
+                    Some(message) => self.relay(message.get_payload_bytes()),
+                    None => return SessionEnd::ConnectionLost,
+                },
+                change = interest.recv() => {
+                    let applied = match change {
+                        Some(Interest::Watch(job_id)) => self.subscribe(&mut sink, job_id).await,
+                        Some(Interest::Unwatch(job_id)) => self.unsubscribe(&mut sink, job_id).await,
+                        None => return SessionEnd::Shutdown,
+                    };
+                    if applied.is_err() {
+                        return SessionEnd::ConnectionLost;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn subscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
+        sink.subscribe(job_id.channel()).await?;
+        self.hub.set_relayed(job_id, true);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
+        // A watcher may have come back since the last one left: then the channel is still needed.
+        if self.hub.is_watched(job_id) {
+            return Ok(());
+        }
+        sink.unsubscribe(job_id.channel()).await
+    }
+
+    /// Publishes the stored state of each job locally; subscribers drop what they already have.
+    async fn repair(&self, watched: &[JobId]) {
+        for &job_id in watched {
+            match self.store.get(job_id).await {
+                Ok(Some(job)) => self.hub.publish(JobEvent::from(&job)),
+                Ok(None) => {}
+                Err(error) => warn!(%job_id, %error, "re-reading a watched job failed"),
+            }
+        }
+    }
+
+    fn relay(&self, payload: &[u8]) {
+        match parse_event(payload) {
+            Some(event) => self.hub.publish(event),
+            None => debug!("ignoring a pub/sub message that is not a job"),
+        }
+    }
+}
+
+/// The fields a subscriber needs to order and classify an event; the rest stays as bytes.
+#[derive(Deserialize)]
+struct EventHead {
+    job_id: JobId,
+    seq: u64,
+    status: JobStatus,
+}
+
+fn parse_event(payload: &[u8]) -> Option<JobEvent> {
+    let head: EventHead = serde_json::from_slice(payload).ok()?;
+    Some(JobEvent {
+        job_id: head.job_id,
+        seq: head.seq,
+        status: head.status,
+        json: Bytes::copy_from_slice(payload),
+    })
+}

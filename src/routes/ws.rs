@@ -1,0 +1,120 @@
+//! `GET /api/v4/job/{job_id}/ws`: a job's changes as WebSocket text frames.
+
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, JobIdPath};
+use crate::state::AppState;
+use crate::watch::{self, Frame, JobWatch, WatchStart};
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::response::Response;
+use axum::routing::get;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The largest frame a client may send (it has nothing to say; this bounds what it can make us read).
+pub const WS_MAX_MESSAGE_BYTES: usize = 4 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v4/job/{job_id}/ws", get(job_socket))
+}
+
+#[derive(Deserialize)]
+struct ResumeQuery {
+    last_seq: Option<String>,
+}
+
+/// Checks the job exists (`404` before any upgrade), then streams it.
+async fn job_socket(
+    upgrade: WebSocketUpgrade,
+    State(state): State<AppState>,
+    JobIdPath(job_id): JobIdPath,
+    ApiQuery(query): ApiQuery<ResumeQuery>,
+) -> Result<Response, ApiError> {
+    let resume_from = query.last_seq.and_then(|seq| seq.trim().parse().ok());
+    let start = watch::start(&state, job_id, resume_from).await?;
+    let shutdown = state.shutdown.clone();
+    let ping_every = Duration::from_secs(state.config.ws_ping_secs);
+    Ok(upgrade
+        .max_message_size(WS_MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| serve(socket, start, ping_every, shutdown)))
+}
+
+/// The message for one frame: `{"event": kind, "seq": n, "job": {...}}`.
+pub fn text_frame(frame: &Frame) -> String {
+    let job = std::str::from_utf8(&frame.event.json).unwrap_or("{}");
+    format!(
+        r#"{{"event":"{}","seq":{},"job":{job}}}"#,
+        frame.kind.as_str(),
+        frame.event.seq
+    )
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+async fn serve(
+    mut socket: WebSocket,
+    start: WatchStart,
+    ping_every: Duration,
+    shutdown: CancellationToken,
+) {
+    let watch = match start {
+        WatchStart::Streaming(watch) => watch,
+        WatchStart::AlreadyFinal(_) => {
+            let _ = socket
+                .send(close(close_code::NORMAL, "job already finished"))
+                .await;
+            return;
+        }
+    };
+    let farewell = stream_frames(&mut socket, watch, ping_every, &shutdown).await;
+    if let Some(message) = farewell {
+        let _ = socket.send(message).await;
+    }
+}
+
+/// Sends frames until the job ends, the peer misbehaves or leaves, or the server stops; returns
+/// the close message to send, if any.
+async fn stream_frames(
+    socket: &mut WebSocket,
+    mut watch: JobWatch,
+    ping_every: Duration,
+    shutdown: &CancellationToken,
+) -> Option<Message> {
+    let (mut sender, mut receiver) = socket.split();
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    let mut awaiting_pong = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Some(close(close_code::AWAY, "server shutting down")),
+            frame = watch.next() => {
+                let frame = frame?;
+                sender.send(Message::Text(text_frame(&frame).into())).await.ok()?;
+                if frame.is_final() {
+                    return Some(close(close_code::NORMAL, "job finished"));
+                }
+            }
+            message = receiver.next() => match message {
+                Some(Ok(Message::Pong(_))) => awaiting_pong = false,
+                Some(Ok(Message::Ping(_))) => {} // answered by the protocol layer
+                Some(Ok(Message::Text(_))) => return Some(close(close_code::POLICY, "this stream accepts no messages")),
+                Some(Ok(Message::Binary(_))) => return Some(close(close_code::UNSUPPORTED, "binary frames are not supported")),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            },
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    return Some(close(close_code::AWAY, "no pong"));
+                }
+                sender.send(Message::Ping(Default::default())).await.ok()?;
+                awaiting_pong = true;
+            }
+        }
+    }
+}

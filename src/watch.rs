@@ -1,0 +1,136 @@
+//! Watching one job: the race-free start and the sequence of frames every stream sends.
+//!
+//! Subscribe first, then read the stored snapshot, then forward only events newer than what was
+//! sent. Every frame carries the job's full state, so the newest frame repairs any gap and the
+//! store stays the source of truth for clients that come back.
+
+use crate::error::ApiError;
+use crate::hub::{JobEvent, Subscription};
+use crate::job::{JobId, JobStatus};
+use crate::state::AppState;
+use crate::store::JobStore;
+use std::time::Duration;
+
+/// How long a new watcher waits for the Redis subscription before reading the snapshot anyway.
+/// Only reached while the pub/sub connection is down; the relay re-reads every watched job when
+/// it is back, so nothing is missed either way.
+pub const RELAY_WAIT: Duration = Duration::from_secs(2);
+
+/// What a frame tells the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    /// The job's full state at the start of a stream.
+    Snapshot,
+    Progress,
+    Completed,
+    Failed,
+}
+
+impl FrameKind {
+    /// The SSE `event:` name and the WebSocket `event` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Progress => "progress",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn of_change(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Pending | JobStatus::Processing => Self::Progress,
+            JobStatus::Completed => Self::Completed,
+            JobStatus::Failed => Self::Failed,
+        }
+    }
+}
+
+/// One message of a job stream.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub kind: FrameKind,
+    pub event: JobEvent,
+}
+
+impl Frame {
+    /// Whether this is the job's last frame.
+    pub fn is_final(&self) -> bool {
+        self.event.status.is_terminal()
+    }
+}
+
+/// How a watch begins.
+pub enum WatchStart {
+    /// Frames follow.
+    Streaming(JobWatch),
+    /// The client already has the job's final state (its resume point is the final seq).
+    AlreadyFinal(JobEvent),
+}
+
+/// A live watch of one job.
+pub struct JobWatch {
+    subscription: Subscription,
+    /// The snapshot, when the client needs one.
+    snapshot: Option<Frame>,
+    /// The seq of the newest state the client has, or is about to get.
+    last_seq: u64,
+    finished: bool,
+}
+
+/// Starts watching `job_id` for a client that already has state `resume_from` (if any).
+///
+/// Resuming from the current seq sends no snapshot; any other value — older, unknown, garbage —
+/// gets a fresh one. An unknown or expired job is `404` before anything is streamed.
+pub async fn start(
+    state: &AppState,
+    job_id: JobId,
+    resume_from: Option<u64>,
+) -> Result<WatchStart, ApiError> {
+    let mut subscription = state.hub.subscribe(job_id);
+    subscription.relayed(RELAY_WAIT).await;
+    let job = state
+        .store
+        .get(job_id)
+        .await?
+        .ok_or(ApiError::JobNotFound)?;
+    let current = JobEvent::from(&job);
+    let up_to_date = resume_from == Some(job.seq);
+    if up_to_date && job.status.is_terminal() {
+        return Ok(WatchStart::AlreadyFinal(current));
+    }
+    let snapshot = (!up_to_date).then_some(Frame {
+        kind: FrameKind::Snapshot,
+        event: current,
+    });
+    Ok(WatchStart::Streaming(JobWatch {
+        subscription,
+        snapshot,
+        last_seq: job.seq,
+        finished: false,
+    }))
+}
+
+impl JobWatch {
+    /// The next frame; `None` after the final one. Cancel-safe.
+    pub async fn next(&mut self) -> Option<Frame> {
+        if self.finished {
+            return None;
+        }
+        let frame = match self.snapshot.take() {
+            Some(snapshot) => snapshot,
+            None => loop {
+                let event = self.subscription.next().await?;
+                if event.seq > self.last_seq {
+                    self.last_seq = event.seq;
+                    break Frame {
+                        kind: FrameKind::of_change(event.status),
+                        event,
+                    };
+                }
+            },
+        };
+        self.finished = frame.is_final();
+        Some(frame)
+    }
+}

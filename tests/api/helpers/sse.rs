@@ -1,0 +1,123 @@
+//! A small Server-Sent Events client over reqwest, parsing the stream as a browser would.
+
+use super::PATIENCE;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// One dispatched event.
+#[derive(Clone, Debug, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).expect("event data is JSON")
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.id
+            .as_deref()
+            .and_then(|id| id.parse().ok())
+            .expect("numeric id")
+    }
+
+    pub fn kind(&self) -> &str {
+        self.event.as_deref().unwrap_or("message")
+    }
+}
+
+/// An open event stream.
+pub struct SseStream {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    body: BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseStream {
+    /// `GET url`, with `Last-Event-ID` when given.
+    pub async fn connect(url: &str, last_event_id: Option<u64>) -> Self {
+        let mut request = reqwest::Client::new()
+            .get(url)
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = request.send().await.expect("request sent");
+        Self {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event with data (comments, keep-alives and retry-only blocks are skipped);
+    /// `None` at the end of the stream. Panics when nothing arrives within [`PATIENCE`].
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            let block = self.next_block().await?;
+            if !block.data.is_empty() {
+                return Some(block);
+            }
+        }
+    }
+
+    /// The next block, including a retry-only one; `None` at the end of the stream.
+    pub async fn next_block(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                if let Some(event) = parse_block(&block) {
+                    return Some(event);
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout(PATIENCE, self.body.next())
+                .await
+                .expect("an SSE event in time")?;
+            self.buffer
+                .push_str(&String::from_utf8_lossy(&chunk.expect("body readable")));
+        }
+    }
+
+    /// Every remaining event until the server ends the stream.
+    pub async fn collect_until_end(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next_event().await {
+            events.push(event);
+        }
+        events
+    }
+}
+
+/// Parses one block; `None` for a comment-only block (a keep-alive).
+fn parse_block(block: &str) -> Option<SseEvent> {
+    let mut event = SseEvent::default();
+    let mut data_lines = Vec::new();
+    let mut any = false;
+    for line in block.lines() {
+        if line.starts_with(':') || line.is_empty() {
+            continue;
+        }
+        let (field, value) = line
+            .split_once(':')
+            .map_or((line, ""), |(f, v)| (f, v.strip_prefix(' ').unwrap_or(v)));
+        any = true;
+        match field {
+            "id" => event.id = Some(value.to_owned()),
+            "event" => event.event = Some(value.to_owned()),
+            "data" => data_lines.push(value.to_owned()),
+            "retry" => event.retry = value.parse().ok(),
+            _ => {}
+        }
+    }
+    event.data = data_lines.join("\n");
+    any.then_some(event)
+}

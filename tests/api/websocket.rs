@@ -1,0 +1,184 @@
+//! WebSocket: the same frames as SSE, a normal close after the end, clear codes for bad peers.
+
+use crate::helpers::*;
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(app: &TestApp, id: &str, query: &str) -> Socket {
+    let url = format!("ws://{}/api/v4/job/{id}/ws{query}", app.addr);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("websocket connects")
+        .0
+}
+
+/// The next message: a JSON frame, or the close code.
+async fn next(socket: &mut Socket) -> Result<Value, Option<CloseCode>> {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, socket.next())
+            .await
+            .expect("a message in time");
+        match message {
+            Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code)),
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(None),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_gets_the_snapshot_then_changes_then_a_normal_close() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let mut socket = connect(&app, &id, "").await;
+
+    let snapshot = next(&mut socket).await.unwrap();
+    app.report(
+        &id,
+        "progress",
+        &json!({"progress": 40, "current_step": "Working"}),
+    )
+    .await;
+    let progress = next(&mut socket).await.unwrap();
+    app.report(&id, "complete", &json!({"result": {"n": 1}}))
+        .await;
+    let completed = next(&mut socket).await.unwrap();
+
+    assert_eq!(
+        (snapshot["event"].as_str(), snapshot["seq"].as_u64()),
+        (Some("snapshot"), Some(1))
+    );
+    assert_eq!(snapshot["job"]["job_id"], id.as_str());
+    assert_eq!(
+        (
+            progress["event"].as_str(),
+            progress["job"]["progress"].as_u64()
+        ),
+        (Some("progress"), Some(40))
+    );
+    assert_eq!(
+        (completed["event"].as_str(), completed["seq"].as_u64()),
+        (Some("completed"), Some(3))
+    );
+    assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Normal)));
+}
+
+#[tokio::test]
+async fn last_seq_resumes_without_a_snapshot() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    app.report(&id, "progress", &json!({"progress": 10})).await;
+
+    let mut socket = connect(&app, &id, "?last_seq=2").await;
+    app.report(&id, "progress", &json!({"progress": 20})).await;
+
+    let frame = next(&mut socket).await.unwrap();
+    assert_eq!(
+        (frame["event"].as_str(), frame["seq"].as_u64()),
+        (Some("progress"), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_job_is_404_before_the_upgrade() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let url = format!("ws://{}/api/v4/job/{}/ws", app.addr, uuid::Uuid::new_v4());
+
+    let error = tokio_tungstenite::connect_async(url).await.unwrap_err();
+
+    match error {
+        tokio_tungstenite::tungstenite::Error::Http(response) => assert_eq!(response.status(), 404),
+        other => panic!("expected an HTTP 404, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn frames_a_client_should_not_send_get_a_close_code_and_other_clients_are_unaffected() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let mut texter = connect(&app, &id, "").await;
+    let mut binary = connect(&app, &id, "").await;
+    let mut healthy = connect(&app, &id, "").await;
+    for socket in [&mut texter, &mut binary, &mut healthy] {
+        assert_eq!(next(socket).await.unwrap()["event"], "snapshot");
+    }
+
+    texter
+        .send(Message::Text("{not json".into()))
+        .await
+        .unwrap();
+    binary
+        .send(Message::Binary(vec![0xde, 0xad].into()))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut texter).await, Err(Some(CloseCode::Policy)));
+    assert_eq!(next(&mut binary).await, Err(Some(CloseCode::Unsupported)));
+
+    app.report(&id, "progress", &json!({"progress": 70})).await;
+    assert_eq!(next(&mut healthy).await.unwrap()["job"]["progress"], 70);
+}
+
+#[tokio::test]
+async fn a_pinging_client_gets_its_pong() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let mut socket = connect(&app, &id, "").await;
+    next(&mut socket).await.unwrap();
+
+    socket
+        .send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+
+    loop {
+        match tokio::time::timeout(PATIENCE, socket.next()).await.unwrap() {
+            Some(Ok(Message::Pong(payload))) => break assert_eq!(&payload[..], b"are you there"),
+            Some(Ok(_)) => continue,
+            other => panic!("no pong: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn stopping_the_server_closes_sockets_with_going_away() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let mut socket = connect(&app, &id, "").await;
+    next(&mut socket).await.unwrap();
+
+    let stopping = tokio::spawn(app.stop());
+
+    assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Away)));
+    tokio::time::timeout(PATIENCE, stopping)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_pings_is_dropped() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.ws_ping_secs = 1;
+    let app = spawn_app_with(config).await;
+    let id = app.create_external_job().await;
+    let mut socket = connect(&app, &id, "").await;
+    next(&mut socket).await.unwrap();
+
+    // Not reading means not answering: the client library answers pings only as it reads.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+
+    assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Away)));
+}
