@@ -66,6 +66,19 @@ pub struct Config {
     #[arg(long, env = "WS_PING_SECS", value_name = "WS_PING_SECS", default_value_t = 20,
         value_parser = clap::value_parser!(u64).range(1..=300))]
     pub ws_ping_secs: u64,
+    /// Attempts a job gets: after this many interrupted runs it fails instead of being requeued.
+    #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// How often the lease sweeper runs, in milliseconds (one instance acts per interval).
+    #[arg(long, env = "SWEEP_INTERVAL_MS", value_name = "SWEEP_INTERVAL_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(50..=600_000))]
+    pub sweep_interval_ms: u64,
+    /// On SIGTERM, how long running jobs get to reach a checkpoint before their leases are
+    /// handed back, in milliseconds.
+    #[arg(long, env = "SHUTDOWN_GRACE_MS", value_name = "SHUTDOWN_GRACE_MS", default_value_t = 5_000,
+        value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub shutdown_grace_ms: u64,
     /// How often idle workers look for queued jobs that other instances created, in milliseconds.
     #[arg(long, env = "QUEUE_POLL_MS", value_name = "QUEUE_POLL_MS", default_value_t = 250,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]
@@ -91,6 +104,14 @@ impl Config {
 
     pub fn lease(&self) -> Duration {
         Duration::from_secs(self.lease_secs)
+    }
+
+    pub fn sweep_interval(&self) -> Duration {
+        Duration::from_millis(self.sweep_interval_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
     }
 
     pub fn redis_connect_timeout(&self) -> Duration {

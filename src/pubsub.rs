@@ -42,6 +42,16 @@ impl RelayHealth {
     }
 }
 
+/// Logs the first failure of a series at `warn`, the repeats at `debug`.
+fn log_connect_failure(error: &redis::RedisError, retry_in: Duration, first: bool) {
+    let retry_in_ms = retry_in.as_millis() as u64;
+    if first {
+        warn!(%error, retry_in_ms, "redis pub/sub connect failed; retrying with backoff");
+    } else {
+        debug!(%error, retry_in_ms, "redis pub/sub connect failed again");
+    }
+}
+
 /// Starts the relay for `hub` on `client`; it runs until `shutdown`.
 pub fn spawn_relay(
     client: redis::Client,
@@ -100,7 +110,7 @@ impl Relay {
                     warn!("redis pub/sub connection lost; reconnecting");
                 }
                 Err(error) => {
-                    warn!(%error, retry_in_ms = backoff.as_millis() as u64, "redis pub/sub connect failed");
+                    log_connect_failure(&error, backoff, backoff == RECONNECT_MIN);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
                         _ = tokio::time::sleep(backoff) => {}

@@ -17,8 +17,8 @@ pub struct AppState {
     /// Wakes an idle local worker when this instance queues a job, so it starts without waiting
     /// for the next poll.
     pub work_queued: Arc<Notify>,
-    /// The Redis pub/sub relay's health; `None` on the memory store, which needs no relay.
-    pub relay: Option<RelayHealth>,
+    /// Whether the Redis pub/sub relay is connected.
+    pub relay: RelayHealth,
     /// Cancelled when the server begins to stop: streams end, workers stop claiming.
     pub shutdown: CancellationToken,
 }

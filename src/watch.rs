@@ -88,7 +88,10 @@ pub async fn start(
     resume_from: Option<u64>,
 ) -> Result<WatchStart, ApiError> {
     let mut subscription = state.hub.subscribe(job_id);
-    subscription.relayed(RELAY_WAIT).await;
+    if !state.store.is_degraded() {
+        // While degraded, changes are published locally: there is no Redis subscription to await.
+        subscription.relayed(RELAY_WAIT).await;
+    }
     let job = state
         .store
         .get(job_id)

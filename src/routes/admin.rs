@@ -3,7 +3,6 @@
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::JobStore;
 use axum::extract::State;
 use axum::routing::delete;
 use axum::{Json, Router};

@@ -2,7 +2,6 @@
 
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -18,25 +17,18 @@ async fn health() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /ready`: 200 while jobs can be served, with the backend in use and whether Redis answers.
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+/// `GET /ready`: 200 while jobs can be served (from Redis, or from memory during an outage),
+/// with the backend in use and what is degraded.
+async fn ready(State(state): State<AppState>) -> Json<Value> {
     let backend = state.store.kind();
     let redis_connected = state.store.redis_connected().await;
-    let memory = backend == crate::store::BackendKind::Memory;
-    let serving = redis_connected || memory;
-    let pubsub_connected = state.relay.as_ref().map(|relay| relay.is_connected());
-    let status = if serving {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
-        "status": if serving { "ready" } else { "unavailable" },
+    let pubsub_connected = state.relay.is_connected();
+    Json(json!({
+        "status": "ready",
         "backend": backend,
         "redis_connected": redis_connected,
         "pubsub_connected": pubsub_connected,
-        "degraded": memory || pubsub_connected == Some(false),
+        "degraded": state.store.is_degraded() || !pubsub_connected,
         "workers": state.config.worker_concurrency,
-    });
-    (status, Json(body))
+    }))
 }

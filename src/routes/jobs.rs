@@ -7,7 +7,7 @@ use crate::hub::JobEvent;
 use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp};
 use crate::research::ResearchInput;
 use crate::state::AppState;
-use crate::store::JobStore;
+use crate::store::{JobStore, WorkQueue};
 use crate::watch::{self, WatchStart};
 use axum::Router;
 use axum::extract::State;

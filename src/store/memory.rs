@@ -1,6 +1,9 @@
-//! The embedded in-memory backend: same semantics as Redis, under one lock, for running without it.
+//! The embedded in-memory backend: same semantics as Redis, under one lock.
+//!
+//! It serves on its own when Redis is unreachable, and while Redis serves it mirrors every job
+//! this instance reads or writes, so an outage can continue from the last states seen here.
 
-use super::{CleanupReport, JobStore, StoreError};
+use super::{JobStore, StoreError, WorkQueue};
 use crate::hub::{Hub, JobEvent};
 use crate::job::{Change, Job, JobId, Outcome, Timestamp};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -17,7 +20,7 @@ pub struct MemoryStore {
 struct Shared {
     /// A std mutex: every operation is a short, synchronous critical section with no `.await`.
     state: Mutex<State>,
-    /// Where changes are published; subscribers on this instance are the only ones there are.
+    /// Where changes made here are published (mirrored states are published by Redis instead).
     hub: Hub,
     /// How long a job lives after its last change.
     ttl: Duration,
@@ -29,7 +32,7 @@ struct State {
     /// Jobs ordered by expiry, so purging touches only what has expired.
     expirations: BTreeSet<(Instant, JobId)>,
     queue: VecDeque<JobId>,
-    /// Claimed jobs and when their lease runs out.
+    /// Running jobs and when their lease runs out.
     leases: HashMap<JobId, Instant>,
 }
 
@@ -58,47 +61,65 @@ impl MemoryStore {
             .expect("memory store lock poisoned")
     }
 
-    fn ttl_secs(&self) -> u64 {
-        self.shared.ttl.as_secs()
+    /// Keeps a copy of a state that Redis holds (and has published), unless a newer one is here.
+    pub fn mirror(&self, job: &Job) {
+        let left = (job.expires_at.0 - Timestamp::now().0)
+            .to_std()
+            .unwrap_or_default();
+        let mut state = self.lock();
+        let newer_here = state
+            .jobs
+            .get(&job.job_id)
+            .is_some_and(|stored| stored.job.seq > job.seq);
+        if !newer_here {
+            state.insert(job.clone(), Instant::now() + left);
+        }
+    }
+
+    /// The live jobs among `ids`, or all live jobs when `ids` is `None`.
+    pub fn jobs(&self, ids: Option<&[JobId]>) -> Vec<Job> {
+        let state = self.lock();
+        match ids {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| state.live_job(*id).cloned())
+                .collect(),
+            None => state
+                .jobs
+                .keys()
+                .filter_map(|id| state.live_job(*id).cloned())
+                .collect(),
+        }
+    }
+
+    /// Empties the queue, returning what was on it (oldest first), to hand it to Redis.
+    pub fn take_queue(&self) -> Vec<JobId> {
+        self.lock().queue.drain(..).collect()
+    }
+
+    /// The jobs that hold a lease here.
+    pub fn leased(&self) -> Vec<JobId> {
+        self.lock().leases.keys().copied().collect()
     }
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
-        let expires = Instant::now() + self.shared.ttl;
-        let id = job.job_id;
         self.shared.hub.publish(JobEvent::from(&job));
-        if let Some(old) = state.jobs.insert(id, StoredJob { job, expires }) {
-            state.expirations.remove(&(old.expires, id));
-        }
-        state.expirations.insert((expires, id));
+        state.insert(job, Instant::now() + self.shared.ttl);
     }
 }
 
 impl State {
+    fn insert(&mut self, job: Job, expires: Instant) {
+        let id = job.job_id;
+        if let Some(old) = self.jobs.insert(id, StoredJob { job, expires }) {
+            self.expirations.remove(&(old.expires, id));
+        }
+        self.expirations.insert((expires, id));
+    }
+
     fn live_job(&self, id: JobId) -> Option<&Job> {
         let stored = self.jobs.get(&id)?;
         (stored.expires > Instant::now()).then_some(&stored.job)
-    }
-
-    fn purge_expired(&mut self) -> usize {
-        let now = Instant::now();
-        let mut purged = 0;
-        while let Some(&(expires, id)) = self.expirations.first() {
-            if expires > now {
-                break;
-            }
-            self.expirations.pop_first();
-            self.jobs.remove(&id);
-            purged += 1;
-        }
-        purged
-    }
-
-    fn purge_orphaned_entries(&mut self) -> usize {
-        let before = self.queue.len() + self.leases.len();
-        let jobs = &self.jobs;
-        self.queue.retain(|id| jobs.contains_key(id));
-        self.leases.retain(|id, _| jobs.contains_key(id));
-        before - self.queue.len() - self.leases.len()
     }
 }
 
@@ -116,7 +137,8 @@ impl JobStore for MemoryStore {
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
         let mut state = self.lock();
         let current = state.live_job(id).ok_or(StoreError::NotFound)?;
-        match change.apply(current, Timestamp::now(), self.ttl_secs())? {
+        let ttl_secs = self.shared.ttl.as_secs();
+        match change.apply(current, Timestamp::now(), ttl_secs)? {
             Outcome::Unchanged => Ok(current.clone()),
             Outcome::Applied(next) => {
                 self.store_and_publish(&mut state, next.clone());
@@ -125,6 +147,23 @@ impl JobStore for MemoryStore {
         }
     }
 
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let mut purged = 0;
+        while let Some(&(expires, id)) = state.expirations.first() {
+            if expires > now {
+                break;
+            }
+            state.expirations.pop_first();
+            state.jobs.remove(&id);
+            purged += 1;
+        }
+        Ok(purged)
+    }
+}
+
+impl WorkQueue for MemoryStore {
     async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
         self.lock().queue.push_back(id);
         Ok(())
@@ -139,19 +178,44 @@ impl JobStore for MemoryStore {
         Ok(claimed)
     }
 
+    async fn renew(&self, id: JobId, lease: Duration) -> Result<(), StoreError> {
+        if let Some(deadline) = self.lock().leases.get_mut(&id) {
+            *deadline = Instant::now() + lease;
+        }
+        Ok(())
+    }
+
     async fn release(&self, id: JobId) -> Result<(), StoreError> {
         self.lock().leases.remove(&id);
         Ok(())
     }
 
-    async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
+    async fn expired_leases(&self, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let now = Instant::now();
+        let state = self.lock();
+        let expired = state
+            .leases
+            .iter()
+            .filter(|(_, deadline)| **deadline <= now);
+        Ok(expired.map(|(id, _)| *id).take(limit).collect())
+    }
+
+    async fn try_sweep_lock(&self, _hold: Duration) -> Result<bool, StoreError> {
+        Ok(true) // one process: nobody to share the sweep with
+    }
+
+    async fn purge_orphans(&self) -> Result<usize, StoreError> {
         let mut state = self.lock();
-        let purged_jobs = state.purge_expired();
-        let purged_index_entries = state.purge_orphaned_entries();
-        Ok(CleanupReport {
-            purged_jobs,
-            purged_index_entries,
-        })
+        let before = state.queue.len() + state.leases.len();
+        let State {
+            jobs,
+            queue,
+            leases,
+            ..
+        } = &mut *state;
+        queue.retain(|id| jobs.contains_key(id));
+        leases.retain(|id, _| jobs.contains_key(id));
+        Ok(before - state.queue.len() - state.leases.len())
     }
 }
 
@@ -178,9 +242,8 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(store.get(job.job_id).await.unwrap().is_none());
-        let report = store.cleanup().await.unwrap();
-        assert_eq!(report.purged_jobs, 1);
-        assert_eq!(report.purged_index_entries, 1);
+        assert_eq!(store.purge_expired().await.unwrap(), 1);
+        assert_eq!(store.purge_orphans().await.unwrap(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -189,10 +252,9 @@ mod tests {
         let job = pending_job(60);
         store.create(&job).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
-        let step = "Working".to_owned();
         let change = Change::Progress {
             progress: 10,
-            step: Some(step),
+            step: Some("Working".into()),
             fence: None,
         };
         store.apply(job.job_id, change).await.unwrap();
@@ -211,7 +273,18 @@ mod tests {
         while let Some(id) = store.claim(lease).await.unwrap() {
             claimed.push(id);
         }
-        assert_eq!(claimed.len(), 10);
         assert_eq!(claimed.iter().collect::<HashSet<_>>().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_mirror_never_replaces_a_newer_state() {
+        let store = MemoryStore::new(Hub::default(), 60);
+        let mut job = pending_job(60);
+        job.seq = 5;
+        store.mirror(&job);
+        let mut older = job.clone();
+        older.seq = 3;
+        store.mirror(&older);
+        assert_eq!(store.get(job.job_id).await.unwrap().unwrap().seq, 5);
     }
 }

@@ -1,10 +1,13 @@
-//! Where jobs live: the `JobStore` trait, its Redis and in-memory backends, and the choice between them.
+//! Where jobs live: the `JobStore` and `WorkQueue` traits, their Redis and memory backends, and
+//! the failover [`Store`] in front of both.
 
+mod failover;
 mod memory;
 mod redis;
 
+pub use self::failover::Store;
 pub use self::memory::MemoryStore;
-pub use self::redis::RedisStore;
+pub use self::redis::{LEASES_KEY, QUEUE_KEY, RedisStore};
 
 use crate::job::{Change, Job, JobId, Rejection};
 use serde::Serialize;
@@ -18,7 +21,7 @@ pub enum StoreError {
     NotFound,
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("redis is unavailable")]
+    #[error("redis failed")]
     Redis(#[from] ::redis::RedisError),
     #[error("stored job is not valid JSON")]
     Corrupt(#[from] serde_json::Error),
@@ -27,13 +30,13 @@ pub enum StoreError {
 /// What `DELETE /api/v4/admin/cleanup-jobs` did.
 #[derive(Debug, Default, Serialize)]
 pub struct CleanupReport {
-    /// Expired jobs removed from the store (Redis expires its keys by itself: 0 there).
+    /// Expired jobs removed from the in-memory store (Redis expires its keys by itself).
     pub purged_jobs: usize,
     /// Queue and lease entries removed because their job no longer exists.
     pub purged_index_entries: usize,
 }
 
-/// Which backend serves jobs.
+/// Which backend serves jobs right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
@@ -41,10 +44,8 @@ pub enum BackendKind {
     Memory,
 }
 
-/// The operations every backend provides, with the same semantics.
-///
-/// Every change is one atomic step: the transition is checked, `seq` bumped, the expiry renewed
-/// and the new state published, with no read-modify-write across calls.
+/// Jobs: every change is one atomic step — the transition is checked, `seq` bumped, the expiry
+/// renewed and the new state published — with no read-modify-write across calls.
 pub trait JobStore {
     /// Stores a new job and publishes it.
     fn create(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -56,80 +57,37 @@ pub trait JobStore {
         id: JobId,
         change: Change,
     ) -> impl Future<Output = Result<Job, StoreError>> + Send;
-    /// Puts a job on the work queue.
+    /// Removes jobs whose TTL has run out; how many.
+    fn purge_expired(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// The work queue and the leases of running jobs.
+pub trait WorkQueue {
+    /// Puts a job on the queue.
     fn enqueue(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Takes the oldest queued job, leased to the caller for `lease`.
     fn claim(
         &self,
         lease: Duration,
     ) -> impl Future<Output = Result<Option<JobId>, StoreError>> + Send;
-    /// Gives up the lease on a job that has finished.
+    /// Extends a running job's lease to `lease` from now.
+    fn renew(
+        &self,
+        id: JobId,
+        lease: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Drops a job's lease.
     fn release(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Removes expired jobs and index entries that point at jobs that no longer exist.
-    fn cleanup(&self) -> impl Future<Output = Result<CleanupReport, StoreError>> + Send;
-}
-
-/// The backend chosen at startup: Redis when it answers, the embedded memory store otherwise.
-#[derive(Clone)]
-pub enum Store {
-    Redis(RedisStore),
-    Memory(MemoryStore),
-}
-
-impl Store {
-    /// Which backend this is.
-    pub fn kind(&self) -> BackendKind {
-        match self {
-            Store::Redis(_) => BackendKind::Redis,
-            Store::Memory(_) => BackendKind::Memory,
-        }
-    }
-
-    /// Whether Redis answers a PING right now (always false on the memory store).
-    pub async fn redis_connected(&self) -> bool {
-        match self {
-            Store::Redis(store) => store.ping().await,
-            Store::Memory(_) => false,
-        }
-    }
-}
-
-/// Forwards a call to whichever backend is in use.
-macro_rules! delegate {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            Store::Redis($store) => $call.await,
-            Store::Memory($store) => $call.await,
-        }
-    };
-}
-
-impl JobStore for Store {
-    async fn create(&self, job: &Job) -> Result<(), StoreError> {
-        delegate!(self, store => store.create(job))
-    }
-
-    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        delegate!(self, store => store.get(id))
-    }
-
-    async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        delegate!(self, store => store.apply(id, change))
-    }
-
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
-        delegate!(self, store => store.enqueue(id))
-    }
-
-    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
-        delegate!(self, store => store.claim(lease))
-    }
-
-    async fn release(&self, id: JobId) -> Result<(), StoreError> {
-        delegate!(self, store => store.release(id))
-    }
-
-    async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
-        delegate!(self, store => store.cleanup())
-    }
+    /// Up to `limit` jobs whose lease has run out.
+    fn expired_leases(
+        &self,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<JobId>, StoreError>> + Send;
+    /// Whether this instance may sweep for the next `hold` (one sweeper acts per interval).
+    fn try_sweep_lock(
+        &self,
+        hold: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Removes queue and lease entries whose job no longer exists; how many.
+    fn purge_orphans(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

@@ -1,29 +1,18 @@
-//! Runs one deep-research job through its steps, reporting each as progress, then its report.
+//! Runs one started deep-research job through its steps, reporting each as progress, then its report.
 
-use super::RunResult;
-use crate::job::{Change, Job, JobStatus};
+use super::RunEnd;
+use crate::job::{Change, Job};
 use crate::research::{self, FINAL_STEP, ResearchInput};
 use crate::state::AppState;
-use crate::store::JobStore;
+use crate::store::{JobStore, StoreError};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-/// Starts (or resumes) `job` and runs it to completion, failure, or shutdown.
+/// Runs `job` (just started by this worker) to completion, failure, or a shutdown checkpoint.
 ///
 /// A resumed job skips the steps below the progress it already reached, so its watchers never
 /// see progress go backwards, and the report is the same as an uninterrupted run's.
-pub async fn run(state: &AppState, job: Job, shutdown: &CancellationToken) -> RunResult {
-    let store = &state.store;
-    let first_step = "Preparing comprehensive analysis...".to_owned();
-    let job = match job.status {
-        JobStatus::Pending => {
-            store
-                .apply(job.job_id, Change::Start { step: first_step })
-                .await?
-        }
-        _ => return Ok(()), // someone else started it
-    };
+pub async fn run(state: &AppState, job: Job) -> Result<RunEnd, StoreError> {
     let fence = Some(job.attempt);
     let input = match serde_json::from_str::<ResearchInput>(job.input.get()) {
         Ok(input) => input,
@@ -39,7 +28,7 @@ pub async fn run(state: &AppState, job: Job, shutdown: &CancellationToken) -> Ru
             continue;
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = state.shutdown.cancelled() => return Ok(RunEnd::Interrupted),
             _ = tokio::time::sleep(pause) => {}
         }
         let change = Change::Progress {
@@ -47,7 +36,7 @@ pub async fn run(state: &AppState, job: Job, shutdown: &CancellationToken) -> Ru
             step: Some(step.text),
             fence,
         };
-        store.apply(job.job_id, change).await?;
+        state.store.apply(job.job_id, change).await?;
     }
     let result = serde_json::value::to_raw_value(&report).expect("a report serialises");
     let change = Change::Complete {
@@ -55,17 +44,17 @@ pub async fn run(state: &AppState, job: Job, shutdown: &CancellationToken) -> Ru
         step: FINAL_STEP.into(),
         fence,
     };
-    store.apply(job.job_id, change).await?;
-    info!(overall = %report.overall_risk.level, "deep research completed");
-    Ok(())
+    state.store.apply(job.job_id, change).await?;
+    info!(overall = %report.overall_risk.level, attempt = job.attempt, "deep research completed");
+    Ok(RunEnd::Finished)
 }
 
-async fn fail(state: &AppState, job: &Job, error: String) -> RunResult {
+async fn fail(state: &AppState, job: &Job, error: String) -> Result<RunEnd, StoreError> {
     info!(error = %error, "deep research failed");
     let change = Change::Fail {
         error,
         fence: Some(job.attempt),
     };
     state.store.apply(job.job_id, change).await?;
-    Ok(())
+    Ok(RunEnd::Finished)
 }

@@ -1,18 +1,17 @@
 //! The Redis backend: jobs under `job:<uuid>` with a TTL, changed only by server-side Lua scripts.
 
-use super::{CleanupReport, JobStore, StoreError};
+mod queue;
+mod recovery;
+
+pub use queue::{LEASES_KEY, QUEUE_KEY};
+pub use recovery::Restored;
+
+use super::{JobStore, StoreError};
 use crate::job::{Change, Job, JobId, Rejection, Timestamp};
 use ::redis::aio::ConnectionManager;
 use ::redis::{AsyncCommands, Script};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The work queue (a list, oldest at the right). All queue keys share one hash tag, so the claim
-/// script touches a single Redis Cluster slot.
-pub const QUEUE_KEY: &str = "{jobcast}:queue";
-/// Claimed jobs, scored by lease deadline in milliseconds since the epoch (Redis's clock).
-pub const LEASES_KEY: &str = "{jobcast}:leases";
 
 /// How long a health check waits for Redis to answer.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
@@ -26,11 +25,20 @@ pub struct RedisStore {
     ttl_secs: u64,
 }
 
+impl RedisStore {
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
 /// The scripts, hashed once; each call is an EVALSHA (EVAL only after a Redis restart).
 struct Scripts {
     create: Script,
     transition: Script,
+    restore: Script,
     claim: Script,
+    renew: Script,
+    expired: Script,
 }
 
 impl RedisStore {
@@ -39,7 +47,10 @@ impl RedisStore {
         let scripts = Scripts {
             create: Script::new(include_str!("create.lua")),
             transition: Script::new(include_str!("transition.lua")),
+            restore: Script::new(include_str!("restore.lua")),
             claim: Script::new(include_str!("claim.lua")),
+            renew: Script::new(include_str!("renew.lua")),
+            expired: Script::new(include_str!("expired.lua")),
         };
         Self {
             connection,
@@ -66,7 +77,7 @@ impl RedisStore {
                 fence,
             } => (
                 "progress",
-                progress,
+                u32::from(progress),
                 step.unwrap_or_default(),
                 String::new(),
                 fence,
@@ -77,6 +88,11 @@ impl RedisStore {
                 fence,
             } => ("complete", 100, step, String::from(result.get()), fence),
             Change::Fail { error, fence } => ("fail", 0, String::new(), error, fence),
+            Change::Requeue {
+                reason,
+                max_attempts,
+                fence,
+            } => ("requeue", max_attempts, String::new(), reason, fence),
         };
         let mut invocation = self.scripts.transition.key(id.key());
         invocation
@@ -90,33 +106,6 @@ impl RedisStore {
             .arg(fence.map(|f| f.to_string()).unwrap_or_default());
         let mut connection = self.connection.clone();
         Ok(invocation.invoke_async(&mut connection).await?)
-    }
-
-    /// Queue and lease entries whose job key no longer exists.
-    async fn orphaned_entries(&self) -> Result<Vec<String>, StoreError> {
-        let mut connection = self.connection.clone();
-        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
-        let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
-        let ids: Vec<String> = queued
-            .into_iter()
-            .chain(leased)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if ids.is_empty() {
-            return Ok(ids);
-        }
-        let mut pipeline = ::redis::pipe();
-        for id in &ids {
-            pipeline.exists(format!("job:{id}"));
-        }
-        let exists: Vec<bool> = pipeline.query_async(&mut connection).await?;
-        Ok(ids
-            .into_iter()
-            .zip(exists)
-            .filter(|(_, exists)| !exists)
-            .map(|(id, _)| id)
-            .collect())
     }
 }
 
@@ -176,45 +165,7 @@ impl JobStore for RedisStore {
         parse_transition_reply(self.run_transition(id, change).await?)
     }
 
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let _: () = connection.lpush(QUEUE_KEY, id.to_string()).await?;
-        Ok(())
-    }
-
-    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
-        let mut connection = self.connection.clone();
-        let claimed: Option<String> = self
-            .scripts
-            .claim
-            .key(QUEUE_KEY)
-            .key(LEASES_KEY)
-            .arg(lease.as_millis() as u64)
-            .invoke_async(&mut connection)
-            .await?;
-        // An entry that is not a job id was not put there by us; drop it rather than loop on it.
-        Ok(claimed.and_then(|id| id.parse().ok()))
-    }
-
-    async fn release(&self, id: JobId) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
-        let _: () = connection.zrem(LEASES_KEY, id.to_string()).await?;
-        Ok(())
-    }
-
-    async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
-        let orphans = self.orphaned_entries().await?;
-        if orphans.is_empty() {
-            return Ok(CleanupReport::default());
-        }
-        let mut pipeline = ::redis::pipe();
-        for id in &orphans {
-            pipeline.lrem(QUEUE_KEY, 0, id).zrem(LEASES_KEY, id);
-        }
-        let removed: Vec<usize> = pipeline.query_async(&mut self.connection.clone()).await?;
-        Ok(CleanupReport {
-            purged_jobs: 0,
-            purged_index_entries: removed.iter().sum(),
-        })
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        Ok(0) // Redis expires job keys by itself
     }
 }

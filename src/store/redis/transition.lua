@@ -2,9 +2,10 @@
 -- with its TTL and publishes the new state. Mirrors the rules of src/job/change.rs.
 --
 -- KEYS[1]  the job key (job:<uuid>); the job's channel has the same name
--- ARGV     op (start|progress|complete|fail), now, ttl_secs, expires_at, progress,
---          step ('' keeps the current one for progress),
---          payload (result JSON for complete, error text for fail), fence ('' = none)
+-- ARGV     op (start|progress|complete|fail|requeue), now, ttl_secs, expires_at, progress
+--          (max attempts for requeue), step ('' keeps the current one for progress),
+--          payload (result JSON for complete, error text for fail, reason for requeue),
+--          fence ('' = none: a fenced change needs status processing and that attempt)
 --
 -- The stored document is laid out as {<scalars>,"input":<json>,"result":<json>} with "result"
 -- null until the job is terminal (see Job in src/job/mod.rs). Only the scalar part is decoded:
@@ -29,7 +30,7 @@ local input = string.sub(raw, cut + 9, #raw - #tail)
 
 local op, now, ttl, expires_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local progress, step, payload, fence = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
-if fence and fence ~= job.attempt and op ~= 'start' then
+if fence and op ~= 'start' and (fence ~= job.attempt or job.status ~= 'processing') then
   return {'rejected', 'stale_attempt', tostring(fence), tostring(job.attempt)}
 end
 
@@ -63,10 +64,23 @@ elseif op == 'complete' then
 elseif op == 'fail' then
   job.error = payload
   job.completed_at = now
+elseif op == 'requeue' then
+  if job.status ~= 'processing' then
+    return {'rejected', 'not_started'}
+  end
+  if job.attempt >= progress then
+    op = 'fail'
+    job.error = 'Interrupted: ' .. payload .. '; gave up after ' .. job.attempt .. ' attempts'
+    job.completed_at = now
+  else
+    job.current_step = 'Interrupted (' .. payload .. '); waiting to resume'
+  end
 else
   return redis.error_reply('ERR unknown op ' .. tostring(op))
 end
-local next_status = {start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed'}
+local next_status = {
+  start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed', requeue = 'pending',
+}
 job.status = next_status[op]
 job.seq = job.seq + 1
 job.updated_at = now

@@ -1,0 +1,348 @@
+//! The store the server uses: Redis while it answers, the memory store while it does not.
+//!
+//! Every Redis result is mirrored in memory, so when Redis goes away mid-run the instance keeps
+//! serving the jobs it knows, from memory, with no 5xx. A recovery task retries Redis with capped
+//! exponential backoff; when it answers, jobs changed meanwhile are written back (per job the
+//! higher `seq` wins), or every known job if Redis's data epoch shows it lost its data, and the
+//! queue and leases held in memory move to Redis. Then the instance switches back.
+
+use super::redis::Restored;
+use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
+use crate::job::{Change, Job, JobId};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// First wait before retrying Redis; doubled after each failure up to [`RECOVERY_MAX_BACKOFF`].
+pub const RECOVERY_MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts to reach Redis again.
+pub const RECOVERY_MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// A cheap, clonable handle to the failover store.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    redis: RedisStore,
+    memory: MemoryStore,
+    /// True while requests go to the memory store because Redis does not answer.
+    degraded: AtomicBool,
+    /// True while a recovery task runs, so there is only ever one.
+    recovering: AtomicBool,
+    /// Jobs changed in memory while degraded, to write back.
+    dirty: Mutex<HashSet<JobId>>,
+    /// Redis's data epoch as last seen; another one after an outage means Redis lost its data.
+    epoch: Mutex<Option<String>>,
+    /// The lease given to running jobs whose leases move from memory to Redis.
+    lease: Duration,
+    shutdown: CancellationToken,
+}
+
+/// Whether an error means Redis cannot be reached (rather than refusing this one request).
+fn is_outage(error: &StoreError) -> bool {
+    match error {
+        StoreError::Redis(e) => {
+            e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || matches!(e.code(), Some("LOADING" | "MASTERDOWN" | "READONLY"))
+        }
+        _ => false,
+    }
+}
+
+impl Store {
+    /// A store on `redis`, falling back to `memory`; checks Redis at once and, if it does not
+    /// answer, starts degraded and keeps trying in the background.
+    pub async fn start(
+        redis: RedisStore,
+        memory: MemoryStore,
+        lease: Duration,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let shared = Shared {
+            redis,
+            memory,
+            degraded: AtomicBool::new(false),
+            recovering: AtomicBool::new(false),
+            dirty: Mutex::default(),
+            epoch: Mutex::default(),
+            lease,
+            shutdown,
+        };
+        let store = Self {
+            shared: Arc::new(shared),
+        };
+        match store.shared.redis.epoch().await {
+            Ok(epoch) => {
+                *store.shared.epoch.lock().expect("epoch lock") = Some(epoch);
+                store.shared.redis.check_eviction_policy().await;
+            }
+            Err(error) => store.enter_degraded(&error),
+        }
+        store
+    }
+
+    /// Which backend serves requests right now.
+    pub fn kind(&self) -> BackendKind {
+        if self.is_degraded() {
+            BackendKind::Memory
+        } else {
+            BackendKind::Redis
+        }
+    }
+
+    /// True while Redis is unreachable and the memory store serves.
+    pub fn is_degraded(&self) -> bool {
+        self.shared.degraded.load(Ordering::Acquire)
+    }
+
+    /// Purges expired jobs and stale queue and lease entries.
+    pub async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
+        Ok(CleanupReport {
+            purged_jobs: self.purge_expired().await?,
+            purged_index_entries: self.purge_orphans().await?,
+        })
+    }
+
+    /// Whether Redis answers a PING right now.
+    pub async fn redis_connected(&self) -> bool {
+        self.shared.redis.ping().await
+    }
+
+    /// Switches to the memory store and starts the recovery task, once per outage.
+    fn enter_degraded(&self, error: &StoreError) {
+        if !self.shared.degraded.swap(true, Ordering::AcqRel) {
+            warn!(error = %error, cause = ?error, "Redis is unreachable: serving from the in-memory store until it is back");
+        }
+        if !self.shared.recovering.swap(true, Ordering::AcqRel) {
+            tokio::spawn(self.clone().recover());
+        }
+    }
+
+    /// Retries Redis until it answers, writes back, then switches back.
+    async fn recover(self) {
+        let mut backoff = RECOVERY_MIN_BACKOFF;
+        loop {
+            tokio::select! {
+                _ = self.shared.shutdown.cancelled() => break,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            match self.resync().await {
+                Ok(restored) => {
+                    info!(
+                        restored,
+                        "Redis is back: switched back from the in-memory store"
+                    );
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, retry_in_ms = backoff.as_millis() as u64, "Redis still unreachable");
+                    backoff = (backoff * 2).min(RECOVERY_MAX_BACKOFF);
+                }
+            }
+        }
+        self.shared.recovering.store(false, Ordering::Release);
+    }
+
+    /// Writes back what changed while degraded, moves queue and leases, and switches to Redis.
+    /// Returns how many jobs Redis did not have in the state written back.
+    async fn resync(&self) -> Result<usize, StoreError> {
+        let epoch = self.shared.redis.epoch().await?;
+        let previous = self
+            .shared
+            .epoch
+            .lock()
+            .expect("epoch lock")
+            .replace(epoch.clone());
+        let data_lost = previous.is_some_and(|previous| previous != epoch);
+        if data_lost {
+            warn!(
+                "Redis lost its data (its epoch changed): restoring every job this instance knows"
+            );
+        }
+        let mut restored = self.write_back(data_lost).await?;
+        let queued = self.shared.memory.take_queue();
+        let leased = self.shared.memory.leased();
+        self.shared
+            .redis
+            .restore_work(&queued, &leased, self.shared.lease)
+            .await?;
+        self.shared.degraded.store(false, Ordering::Release);
+        // Requests that were already on their way to memory may have changed jobs meanwhile.
+        restored += self.write_back(false).await?;
+        Ok(restored)
+    }
+
+    /// Writes back the dirty jobs (or every known job), per job keeping the higher seq.
+    async fn write_back(&self, everything: bool) -> Result<usize, StoreError> {
+        let dirty: Vec<JobId> = std::mem::take(&mut *self.shared.dirty.lock().expect("dirty lock"))
+            .into_iter()
+            .collect();
+        let jobs = self
+            .shared
+            .memory
+            .jobs((!everything).then_some(dirty.as_slice()));
+        let mut restored = 0;
+        for (done, job) in jobs.iter().enumerate() {
+            match self.shared.redis.restore(job).await {
+                Ok(Restored::Kept) => {}
+                Ok(outcome) => {
+                    restored += 1;
+                    if outcome == Restored::Recreated && !everything {
+                        warn!(job_id = %job.job_id, "job key was missing in Redis (evicted?); restored it");
+                    }
+                }
+                Err(error) => {
+                    // Keep what is not written back yet for the next attempt.
+                    self.shared
+                        .dirty
+                        .lock()
+                        .expect("dirty lock")
+                        .extend(jobs[done..].iter().map(|j| j.job_id));
+                    return Err(error);
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    fn mark_dirty(&self, id: JobId) {
+        self.shared.dirty.lock().expect("dirty lock").insert(id);
+    }
+
+    /// Runs `on_redis` unless degraded; on an outage, degrades and runs `on_memory` instead.
+    async fn route<T>(
+        &self,
+        on_redis: impl AsyncFnOnce(&RedisStore) -> Result<T, StoreError>,
+        on_memory: impl AsyncFnOnce(&MemoryStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if !self.is_degraded() {
+            match on_redis(&self.shared.redis).await {
+                Err(error) if is_outage(&error) => self.enter_degraded(&error),
+                other => return other,
+            }
+        }
+        on_memory(&self.shared.memory).await
+    }
+}
+
+impl JobStore for Store {
+    async fn create(&self, job: &Job) -> Result<(), StoreError> {
+        let memory = &self.shared.memory;
+        self.route(
+            async |redis| {
+                redis.create(job).await?;
+                memory.mirror(job);
+                Ok(())
+            },
+            async |memory| {
+                memory.create(job).await?;
+                self.mark_dirty(job.job_id);
+                Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let memory = &self.shared.memory;
+        self.route(
+            async |redis| {
+                let job = redis.get(id).await?;
+                if let Some(job) = &job {
+                    memory.mirror(job);
+                }
+                Ok(job)
+            },
+            async |memory| memory.get(id).await,
+        )
+        .await
+    }
+
+    async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
+        let memory = &self.shared.memory;
+        let retry = change.clone();
+        self.route(
+            async |redis| {
+                let job = redis.apply(id, change).await?;
+                memory.mirror(&job);
+                Ok(job)
+            },
+            async |memory| {
+                let job = memory.apply(id, retry).await?;
+                self.mark_dirty(id);
+                Ok(job)
+            },
+        )
+        .await
+    }
+
+    async fn purge_expired(&self) -> Result<usize, StoreError> {
+        // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
+        self.shared.memory.purge_expired().await
+    }
+}
+
+impl WorkQueue for Store {
+    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
+        self.route(
+            async |redis| redis.enqueue(id).await,
+            async |memory| memory.enqueue(id).await,
+        )
+        .await
+    }
+
+    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
+        self.route(
+            async |redis| redis.claim(lease).await,
+            async |memory| memory.claim(lease).await,
+        )
+        .await
+    }
+
+    async fn renew(&self, id: JobId, lease: Duration) -> Result<(), StoreError> {
+        self.route(
+            async |redis| redis.renew(id, lease).await,
+            async |memory| memory.renew(id, lease).await,
+        )
+        .await
+    }
+
+    async fn release(&self, id: JobId) -> Result<(), StoreError> {
+        // A lease may sit in either place (taken in memory during an outage): drop both.
+        self.shared.memory.release(id).await?;
+        self.route(async |redis| redis.release(id).await, async |_| Ok(()))
+            .await
+    }
+
+    async fn expired_leases(&self, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        self.route(
+            async |redis| redis.expired_leases(limit).await,
+            async |memory| memory.expired_leases(limit).await,
+        )
+        .await
+    }
+
+    async fn try_sweep_lock(&self, hold: Duration) -> Result<bool, StoreError> {
+        self.route(
+            async |redis| redis.try_sweep_lock(hold).await,
+            async |memory| memory.try_sweep_lock(hold).await,
+        )
+        .await
+    }
+
+    async fn purge_orphans(&self) -> Result<usize, StoreError> {
+        self.route(
+            async |redis| redis.purge_orphans().await,
+            async |memory| memory.purge_orphans().await,
+        )
+        .await
+    }
+}

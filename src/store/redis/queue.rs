@@ -1,0 +1,121 @@
+//! The Redis work queue and leases: every key under the `{jobcast}` hash tag (one Cluster slot).
+
+use super::RedisStore;
+use crate::job::JobId;
+use crate::store::{StoreError, WorkQueue};
+use redis::AsyncCommands;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// The work queue (a list, oldest at the right).
+pub const QUEUE_KEY: &str = "{jobcast}:queue";
+/// Running jobs, scored by lease deadline in milliseconds since the epoch (Redis's clock).
+pub const LEASES_KEY: &str = "{jobcast}:leases";
+/// Held by the instance that sweeps expired leases this interval.
+pub const SWEEP_LOCK_KEY: &str = "{jobcast}:sweeper";
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl WorkQueue for RedisStore {
+    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
+        let _: () = self.connection().lpush(QUEUE_KEY, id.to_string()).await?;
+        Ok(())
+    }
+
+    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
+        let claimed: Option<String> = self
+            .scripts
+            .claim
+            .key(QUEUE_KEY)
+            .key(LEASES_KEY)
+            .arg(millis(lease))
+            .invoke_async(&mut self.connection())
+            .await?;
+        // An entry that is not a job id was not put there by us; drop it rather than loop on it.
+        Ok(claimed.and_then(|id| id.parse().ok()))
+    }
+
+    async fn renew(&self, id: JobId, lease: Duration) -> Result<(), StoreError> {
+        let _: i64 = self
+            .scripts
+            .renew
+            .key(LEASES_KEY)
+            .arg(id.to_string())
+            .arg(millis(lease))
+            .invoke_async(&mut self.connection())
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, id: JobId) -> Result<(), StoreError> {
+        let _: () = self.connection().zrem(LEASES_KEY, id.to_string()).await?;
+        Ok(())
+    }
+
+    async fn expired_leases(&self, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<String> = self
+            .scripts
+            .expired
+            .key(LEASES_KEY)
+            .arg(limit)
+            .invoke_async(&mut self.connection())
+            .await?;
+        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    async fn try_sweep_lock(&self, hold: Duration) -> Result<bool, StoreError> {
+        let acquired: Option<String> = redis::cmd("SET")
+            .arg(SWEEP_LOCK_KEY)
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(hold))
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(acquired.is_some())
+    }
+
+    async fn purge_orphans(&self) -> Result<usize, StoreError> {
+        let orphans = self.orphaned_entries().await?;
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let mut pipeline = redis::pipe();
+        for id in &orphans {
+            pipeline.lrem(QUEUE_KEY, 0, id).zrem(LEASES_KEY, id);
+        }
+        let removed: Vec<usize> = pipeline.query_async(&mut self.connection()).await?;
+        Ok(removed.iter().sum())
+    }
+}
+
+impl RedisStore {
+    /// Queue and lease entries whose job key no longer exists.
+    async fn orphaned_entries(&self) -> Result<Vec<String>, StoreError> {
+        let mut connection = self.connection();
+        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
+        let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
+        let ids: Vec<String> = queued
+            .into_iter()
+            .chain(leased)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        let mut pipeline = redis::pipe();
+        for id in &ids {
+            pipeline.exists(format!("job:{id}"));
+        }
+        let exists: Vec<bool> = pipeline.query_async(&mut connection).await?;
+        Ok(ids
+            .into_iter()
+            .zip(exists)
+            .filter(|(_, exists)| !exists)
+            .map(|(id, _)| id)
+            .collect())
+    }
+}

@@ -1,0 +1,76 @@
+//! The lease sweeper: every instance runs one, one acts per interval, and it runs at boot too.
+//!
+//! A job whose lease ran out was left by a worker that died or hung. It goes back to the queue
+//! (its progress kept, so the next attempt resumes it), or, after `MAX_ATTEMPTS`, ends `failed`
+//! saying it was interrupted. Either way its watchers are told, as for any change.
+
+use crate::job::{Change, JobId, JobStatus, Rejection};
+use crate::state::AppState;
+use crate::store::{JobStore, StoreError, WorkQueue};
+use tracing::{info, warn};
+
+/// The most expired leases handled per sweep; the rest wait for the next one.
+pub const SWEEP_BATCH: usize = 100;
+
+/// Starts the sweeper; it stops with `state.shutdown`.
+pub fn spawn_sweeper(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let interval = state.config.sweep_interval();
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            if state.store.is_degraded() {
+                continue; // leases live in Redis; nothing to sweep until it is back
+            }
+            match state.store.try_sweep_lock(interval).await {
+                Ok(true) => sweep(&state).await,
+                Ok(false) => {}
+                Err(error) => warn!(%error, "sweeper could not take its lock"),
+            }
+        }
+    });
+}
+
+async fn sweep(state: &AppState) {
+    let expired = match state.store.expired_leases(SWEEP_BATCH).await {
+        Ok(expired) => expired,
+        Err(error) => return warn!(%error, "listing expired leases failed"),
+    };
+    for job_id in expired {
+        if let Err(error) = recover_job(state, job_id).await {
+            warn!(%job_id, %error, "recovering a job with an expired lease failed");
+        }
+    }
+}
+
+/// Requeues (or fails) one job whose lease ran out, then drops the lease.
+async fn recover_job(state: &AppState, job_id: JobId) -> Result<(), StoreError> {
+    let change = Change::Requeue {
+        reason: "its worker stopped renewing its lease".into(),
+        max_attempts: state.config.max_attempts,
+        fence: None,
+    };
+    let requeue = match state.store.apply(job_id, change).await {
+        Ok(job) if job.status == JobStatus::Pending => {
+            info!(%job_id, attempt = job.attempt, "job requeued after its lease expired");
+            true
+        }
+        Ok(job) => {
+            warn!(%job_id, attempt = job.attempt, "job failed: interrupted too many times");
+            false
+        }
+        // Already pending: it may have been lost from the queue between requeue and push.
+        Err(StoreError::Rejected(Rejection::NotStarted)) => true,
+        Err(StoreError::NotFound | StoreError::Rejected(_)) => false,
+        Err(error) => return Err(error),
+    };
+    if requeue {
+        state.store.enqueue(job_id).await?;
+        state.work_queued.notify_one();
+    }
+    state.store.release(job_id).await
+}
