@@ -7,7 +7,7 @@ use crate::state::AppState;
 use crate::store::{JobStore, MemoryStore, RedisStore, Store};
 use crate::{pubsub, worker};
 use anyhow::Context;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,8 +43,7 @@ impl App {
             .set_connection_timeout(Some(config.redis_connect_timeout()))
             .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
             .set_number_of_retries(1);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)?;
-        let redis = RedisStore::new(connection, config.job_ttl_secs);
+        let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
         let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs);
         let store = Store::start(redis, memory, config.lease(), shutdown.clone()).await;
         let relay = pubsub::spawn_relay(client, hub.clone(), store.clone(), shutdown.clone());

@@ -8,7 +8,7 @@
 
 use super::redis::Restored;
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
-use crate::job::{Change, Job, JobId};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, JobStatus};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -154,6 +154,7 @@ impl Store {
     /// Writes back what changed while degraded, moves queue and leases, and switches to Redis.
     /// Returns how many jobs Redis did not have in the state written back.
     async fn resync(&self) -> Result<usize, StoreError> {
+        self.shared.redis.reconnect().await?;
         let epoch = self.shared.redis.epoch().await?;
         let previous = self
             .shared
@@ -168,7 +169,15 @@ impl Store {
             );
         }
         let mut restored = self.write_back(data_lost).await?;
-        let queued = self.shared.memory.take_queue();
+        let mut queued = self.shared.memory.take_queue();
+        if data_lost {
+            // Redis's queue went with its data: queue again every pending job a worker would run.
+            let pending =
+                self.shared.memory.jobs(None).into_iter().filter(|job| {
+                    job.status == JobStatus::Pending && job.kind == DEEP_RESEARCH_KIND
+                });
+            queued.extend(pending.map(|job| job.job_id));
+        }
         let leased = self.shared.memory.leased();
         self.shared
             .redis

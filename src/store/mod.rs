@@ -21,7 +21,7 @@ pub enum StoreError {
     NotFound,
     #[error(transparent)]
     Rejected(#[from] Rejection),
-    #[error("redis failed")]
+    #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
     #[error("stored job is not valid JSON")]
     Corrupt(#[from] serde_json::Error),

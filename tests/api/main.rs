@@ -3,10 +3,13 @@
 mod atomicity;
 mod auth;
 mod bad_input;
+mod chaos;
 mod config;
 mod fallback;
 mod helpers;
+mod leases;
 mod long_poll;
+mod outages;
 mod processes;
 mod redis_connection;
 mod seed_api;

@@ -8,9 +8,9 @@ pub use recovery::Restored;
 
 use super::{JobStore, StoreError};
 use crate::job::{Change, Job, JobId, Rejection, Timestamp};
-use ::redis::aio::ConnectionManager;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Script};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// How long a health check waits for Redis to answer.
@@ -20,14 +20,27 @@ pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// and reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    /// Replaced by [`RedisStore::reconnect`]: a manager whose first connection failed does not
+    /// always recover by itself.
+    connection: Arc<RwLock<ConnectionManager>>,
+    client: ::redis::Client,
+    manager_config: ConnectionManagerConfig,
     scripts: Arc<Scripts>,
     ttl_secs: u64,
 }
 
 impl RedisStore {
     fn connection(&self) -> ConnectionManager {
-        self.connection.clone()
+        self.connection.read().expect("connection lock").clone()
+    }
+
+    /// Opens a fresh connection and uses it from now on.
+    pub async fn reconnect(&self) -> Result<(), StoreError> {
+        let manager =
+            ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone())
+                .await?;
+        *self.connection.write().expect("connection lock") = manager;
+        Ok(())
     }
 }
 
@@ -42,8 +55,14 @@ struct Scripts {
 }
 
 impl RedisStore {
-    /// A store on an established connection; jobs expire `ttl_secs` after their last change.
-    pub fn new(connection: ConnectionManager, ttl_secs: u64) -> Self {
+    /// A store on `client`, connecting lazily; jobs expire `ttl_secs` after their last change.
+    pub fn new(
+        client: ::redis::Client,
+        manager_config: ConnectionManagerConfig,
+        ttl_secs: u64,
+    ) -> Result<Self, StoreError> {
+        let connection =
+            ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())?;
         let scripts = Scripts {
             create: Script::new(include_str!("create.lua")),
             transition: Script::new(include_str!("transition.lua")),
@@ -52,16 +71,18 @@ impl RedisStore {
             renew: Script::new(include_str!("renew.lua")),
             expired: Script::new(include_str!("expired.lua")),
         };
-        Self {
-            connection,
+        Ok(Self {
+            connection: Arc::new(RwLock::new(connection)),
+            client,
+            manager_config,
             scripts: Arc::new(scripts),
             ttl_secs,
-        }
+        })
     }
 
     /// Whether Redis answers a PING within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> bool {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let ping = ::redis::cmd("PING");
         let reply = ping.query_async::<String>(&mut connection);
         matches!(tokio::time::timeout(PING_TIMEOUT, reply).await, Ok(Ok(_)))
@@ -104,7 +125,7 @@ impl RedisStore {
             .arg(step)
             .arg(payload)
             .arg(fence.map(|f| f.to_string()).unwrap_or_default());
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         Ok(invocation.invoke_async(&mut connection).await?)
     }
 }
@@ -143,7 +164,7 @@ fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
 
 impl JobStore for RedisStore {
     async fn create(&self, job: &Job) -> Result<(), StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let _created: bool = self
             .scripts
             .create
@@ -156,7 +177,7 @@ impl JobStore for RedisStore {
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection();
         let json: Option<String> = connection.get(id.key()).await?;
         Ok(json.map(|json| serde_json::from_str(&json)).transpose()?)
     }

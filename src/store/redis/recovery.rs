@@ -66,6 +66,9 @@ impl RedisStore {
         leased: &[JobId],
         lease: Duration,
     ) -> Result<(), StoreError> {
+        if queued.is_empty() && leased.is_empty() {
+            return Ok(());
+        }
         let mut pipeline = redis::pipe();
         for id in queued {
             pipeline.rpush(QUEUE_KEY, id.to_string()).ignore();

@@ -4,6 +4,7 @@ use super::PATIENCE;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -12,6 +13,8 @@ use tokio::process::{Child, Command};
 pub struct ServerProcess {
     pub addr: SocketAddr,
     child: Child,
+    /// Every log line so far, as JSON.
+    logs: Arc<Mutex<Vec<Value>>>,
 }
 
 impl ServerProcess {
@@ -30,6 +33,7 @@ impl ServerProcess {
             .spawn()
             .expect("the jobcast binary runs");
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let line = tokio::time::timeout(PATIENCE, lines.next_line())
                 .await
@@ -37,17 +41,23 @@ impl ServerProcess {
                 .expect("stdout readable")
                 .expect("the server did not exit");
             let entry: Value = serde_json::from_str(&line).expect("JSON log line");
-            if entry["fields"]["message"] == "jobcast listening" {
-                break entry["fields"]["addr"]
-                    .as_str()
-                    .expect("addr")
-                    .parse()
-                    .expect("socket address");
+            let listening = entry["fields"]["message"] == "jobcast listening";
+            let addr = entry["fields"]["addr"].as_str().map(str::to_owned);
+            logs.lock().unwrap().push(entry);
+            if listening {
+                break addr.expect("addr").parse().expect("socket address");
             }
         };
-        // Keep draining the logs so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { addr, child }
+        // Keep reading the logs so the server never blocks on a full pipe.
+        let kept = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(entry) = serde_json::from_str(&line) {
+                    kept.lock().unwrap().push(entry);
+                }
+            }
+        });
+        Self { addr, child, logs }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -71,6 +81,21 @@ impl ServerProcess {
             .expect("the server exits after SIGTERM")
             .expect("wait");
         started.elapsed()
+    }
+
+    /// Whether a log line's message contains `text`.
+    pub fn logged(&self, text: &str) -> bool {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().any(|entry| {
+            entry["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(text))
+        })
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill");
     }
 
     /// The process's resident memory, in KiB.

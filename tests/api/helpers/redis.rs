@@ -11,25 +11,39 @@ pub struct TestRedis {
     dir: TempDir,
     child: Option<Child>,
     password: Option<String>,
+    /// Extra `redis-server` arguments, kept for restarts.
+    args: Vec<String>,
 }
 
 impl TestRedis {
-    /// Starts a fresh server and waits until it answers.
+    /// Starts a fresh server (no persistence) and waits until it answers.
     pub async fn start() -> Self {
         Self::start_with_password(None).await
     }
 
     /// Starts a fresh server that requires `password` (`requirepass`), if given.
     pub async fn start_with_password(password: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let password = password.map(str::to_owned);
-        let mut redis = Self {
-            dir,
-            child: None,
-            password,
-        };
+        let mut redis = Self::unstarted(&[]);
+        redis.password = password.map(str::to_owned);
         redis.launch().await;
         redis
+    }
+
+    /// Starts a fresh server with extra arguments, e.g. `["--appendonly", "yes"]`.
+    pub async fn start_with_args(args: &[&str]) -> Self {
+        let mut redis = Self::unstarted(args);
+        redis.launch().await;
+        redis
+    }
+
+    /// A server that is not running yet: its URL is known, nothing answers there.
+    pub fn unstarted(args: &[&str]) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            child: None,
+            password: None,
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+        }
     }
 
     fn socket(&self) -> PathBuf {
@@ -45,13 +59,15 @@ impl TestRedis {
         }
     }
 
-    async fn launch(&mut self) {
+    /// Starts the server (again, after [`kill`](Self::kill)) on the same socket and directory.
+    pub async fn launch(&mut self) {
         let mut command = Command::new("redis-server");
         if let Some(password) = &self.password {
             command.arg("--requirepass").arg(password);
         }
         let child = command
             .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .args(&self.args)
             .arg("--unixsocket")
             .arg(self.socket())
             .arg("--dir")
@@ -66,6 +82,15 @@ impl TestRedis {
             assert!(Instant::now() < deadline, "redis-server did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash or an OOM kill would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(self.socket());
     }
 
     /// A plain connection, for inspecting what the server stored.
@@ -99,9 +124,6 @@ impl TestRedis {
 
 impl Drop for TestRedis {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
