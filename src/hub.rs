@@ -38,6 +38,9 @@ impl From<&Job> for JobEvent {
     }
 }
 
+/// How many events a watcher of every job may fall behind before it skips ahead.
+pub const ALL_JOBS_BUFFER: usize = 256;
+
 /// What the hub asks of the relay that feeds it from Redis.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Interest {
@@ -45,6 +48,10 @@ pub enum Interest {
     Watch(JobId),
     /// The last local watcher left: unsubscribe.
     Unwatch(JobId),
+    /// The first watcher of every job arrived: subscribe to all job channels.
+    WatchAll,
+    /// The last watcher of every job left.
+    UnwatchAll,
 }
 
 /// A cheap, clonable handle to this instance's fan-out map.
@@ -60,6 +67,8 @@ struct Shared {
     /// Set once when a relay feeds this hub from Redis; unset on the memory store, where every
     /// event is published locally and topics are live from the start.
     relay: OnceLock<mpsc::UnboundedSender<Interest>>,
+    /// Every job's events, for dashboards; `None` while nobody watches them all.
+    all: Mutex<Option<broadcast::Sender<JobEvent>>>,
 }
 
 struct Topic {
@@ -79,6 +88,33 @@ impl Hub {
             // An error only means every receiver has just gone; the last one's Drop prunes.
             let _ = topic.sender.send(event);
         }
+    }
+
+    /// Delivers `event` to this instance's watchers of every job, if there are any.
+    pub fn publish_to_all(&self, event: JobEvent) {
+        if let Some(sender) = &*self.shared.all.lock().expect("hub lock poisoned") {
+            let _ = sender.send(event);
+        }
+    }
+
+    /// Starts receiving the events of every job.
+    pub fn subscribe_all(&self) -> AllJobsSubscription {
+        let mut all = self.shared.all.lock().expect("hub lock poisoned");
+        let sender = all.get_or_insert_with(|| {
+            if let Some(relay) = self.shared.relay.get() {
+                let _ = relay.send(Interest::WatchAll);
+            }
+            broadcast::channel(ALL_JOBS_BUFFER).0
+        });
+        AllJobsSubscription {
+            hub: self.clone(),
+            receiver: sender.subscribe(),
+        }
+    }
+
+    /// Whether anyone here watches every job.
+    pub fn is_watching_all(&self) -> bool {
+        self.shared.all.lock().expect("hub lock poisoned").is_some()
     }
 
     /// Starts receiving the events of `job_id`.
@@ -168,6 +204,40 @@ impl Subscription {
                 Ok(event) => newest = Some(event),
                 Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
                 Err(_) => return newest,
+            }
+        }
+    }
+}
+
+/// A watcher's end of the every-job channel; it is removed when the last one drops.
+pub struct AllJobsSubscription {
+    hub: Hub,
+    receiver: broadcast::Receiver<JobEvent>,
+}
+
+impl AllJobsSubscription {
+    /// The next event of any job; after falling behind, the oldest still buffered.
+    pub async fn next(&mut self) -> Option<JobEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for AllJobsSubscription {
+    fn drop(&mut self) {
+        let mut all = self.hub.shared.all.lock().expect("hub lock poisoned");
+        if all
+            .as_ref()
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            *all = None;
+            if let Some(relay) = self.hub.shared.relay.get() {
+                let _ = relay.send(Interest::UnwatchAll);
             }
         }
     }

@@ -23,6 +23,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+/// Matches every job's channel, for watchers of all jobs (dashboards). Subscribed only while
+/// such a watcher is connected to this instance.
+pub const ALL_JOBS_PATTERN: &str = "job:*";
 /// First wait before reconnecting; doubled after each failure up to [`RECONNECT_MAX`].
 pub const RECONNECT_MIN: Duration = Duration::from_millis(100);
 /// The longest wait between reconnection attempts.
@@ -135,6 +138,9 @@ impl Relay {
                 return SessionEnd::ConnectionLost;
             }
         }
+        if self.hub.is_watching_all() && sink.psubscribe(ALL_JOBS_PATTERN).await.is_err() {
+            return SessionEnd::ConnectionLost;
+        }
         self.health.set(true);
         info!(watched = watched.len(), "redis pub/sub connected");
         self.repair(&watched).await;
@@ -142,13 +148,18 @@ impl Relay {
             tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
                 message = stream.next() => match message {
-                    Some(message) => self.relay(message.get_payload_bytes()),
+                    Some(message) => self.relay(message.get_payload_bytes(), message.from_pattern()),
                     None => return SessionEnd::ConnectionLost,
                 },
                 change = interest.recv() => {
                     let applied = match change {
                         Some(Interest::Watch(job_id)) => self.subscribe(&mut sink, job_id).await,
                         Some(Interest::Unwatch(job_id)) => self.unsubscribe(&mut sink, job_id).await,
+                        Some(Interest::WatchAll) => sink.psubscribe(ALL_JOBS_PATTERN).await,
+                        Some(Interest::UnwatchAll) if !self.hub.is_watching_all() => {
+                            sink.punsubscribe(ALL_JOBS_PATTERN).await
+                        }
+                        Some(Interest::UnwatchAll) => Ok(()),
                         None => return SessionEnd::Shutdown,
                     };
                     if applied.is_err() {
@@ -184,8 +195,10 @@ impl Relay {
         }
     }
 
-    fn relay(&self, payload: &[u8]) {
+    /// Hands a message to the job's watchers, or (from the pattern) to the watchers of all jobs.
+    fn relay(&self, payload: &[u8], from_pattern: bool) {
         match parse_event(payload) {
+            Some(event) if from_pattern => self.hub.publish_to_all(event),
             Some(event) => self.hub.publish(event),
             None => debug!("ignoring a pub/sub message that is not a job"),
         }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router factory, with every layer added in this one place.
 
 mod admin;
+mod dashboard;
 mod health;
 mod jobs;
 mod page;
@@ -18,6 +19,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
         .merge(admin::routes())
+        .merge(dashboard::routes())
         .merge(health::routes())
         .merge(page::routes())
         .merge(sse::routes())

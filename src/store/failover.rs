@@ -6,6 +6,7 @@
 //! higher `seq` wins), or every known job if Redis's data epoch shows it lost its data, and the
 //! queue and leases held in memory move to Redis. Then the instance switches back.
 
+use super::listing::{JobPage, ListQuery};
 use super::redis::Restored;
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
 use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, JobStatus};
@@ -38,6 +39,9 @@ struct Shared {
     dirty: Mutex<HashSet<JobId>>,
     /// Redis's data epoch as last seen; another one after an outage means Redis lost its data.
     epoch: Mutex<Option<String>>,
+    /// Held for reading by every request served from memory, and for writing by the last step
+    /// of a switch back, so no change lands in memory after the final write-back.
+    switch_gate: tokio::sync::RwLock<()>,
     /// The lease given to running jobs whose leases move from memory to Redis.
     lease: Duration,
     shutdown: CancellationToken,
@@ -73,6 +77,7 @@ impl Store {
             recovering: AtomicBool::new(false),
             dirty: Mutex::default(),
             epoch: Mutex::default(),
+            switch_gate: tokio::sync::RwLock::new(()),
             lease,
             shutdown,
         };
@@ -168,7 +173,11 @@ impl Store {
                 "Redis lost its data (its epoch changed): restoring every job this instance knows"
             );
         }
+        // The bulk of the work while requests still go to memory...
         let mut restored = self.write_back(data_lost).await?;
+        // ...then, with memory writes held for a moment, what changed meanwhile, and the switch.
+        let _gate = self.shared.switch_gate.write().await;
+        restored += self.write_back(false).await?;
         let mut queued = self.shared.memory.take_queue();
         if data_lost {
             // Redis's queue went with its data: queue again every pending job a worker would run.
@@ -184,8 +193,6 @@ impl Store {
             .restore_work(&queued, &leased, self.shared.lease)
             .await?;
         self.shared.degraded.store(false, Ordering::Release);
-        // Requests that were already on their way to memory may have changed jobs meanwhile.
-        restored += self.write_back(false).await?;
         Ok(restored)
     }
 
@@ -200,14 +207,13 @@ impl Store {
             .jobs((!everything).then_some(dirty.as_slice()));
         let mut restored = 0;
         for (done, job) in jobs.iter().enumerate() {
-            match self.shared.redis.restore(job).await {
+            let restored_job = match self.shared.redis.restore(job).await {
+                Ok(outcome) => self.shared.redis.index(job).await.map(|()| outcome),
+                Err(error) => Err(error),
+            };
+            match restored_job {
                 Ok(Restored::Kept) => {}
-                Ok(outcome) => {
-                    restored += 1;
-                    if outcome == Restored::Recreated && !everything {
-                        warn!(job_id = %job.job_id, "job key was missing in Redis (evicted?); restored it");
-                    }
-                }
+                Ok(_) => restored += 1,
                 Err(error) => {
                     // Keep what is not written back yet for the next attempt.
                     self.shared
@@ -232,11 +238,28 @@ impl Store {
         on_redis: impl AsyncFnOnce(&RedisStore) -> Result<T, StoreError>,
         on_memory: impl AsyncFnOnce(&MemoryStore) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        if !self.is_degraded() {
+        let mut failed = None;
+        let on_redis = if self.is_degraded() {
+            Some(on_redis)
+        } else {
             match on_redis(&self.shared.redis).await {
-                Err(error) if is_outage(&error) => self.enter_degraded(&error),
+                Err(error) if is_outage(&error) => {
+                    self.enter_degraded(&error);
+                    failed = Some(error);
+                    None
+                }
                 other => return other,
             }
+        };
+        let _gate = self.shared.switch_gate.read().await;
+        if !self.is_degraded() {
+            // Switched back while this request waited at the gate: Redis has everything now.
+            return match (on_redis, failed) {
+                (Some(on_redis), _) => on_redis(&self.shared.redis).await,
+                // Redis failed this request and came back before it could fall back: a write to
+                // memory now would never be written back, so let the client retry.
+                (None, error) => Err(error.expect("a failed request has its error")),
+            };
         }
         on_memory(&self.shared.memory).await
     }
@@ -293,7 +316,20 @@ impl JobStore for Store {
         .await
     }
 
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        self.route(
+            async |redis| redis.list(query).await,
+            async |memory| memory.list(query).await,
+        )
+        .await
+    }
+
     async fn purge_expired(&self) -> Result<usize, StoreError> {
+        if !self.is_degraded()
+            && let Err(error) = self.shared.redis.prune_index().await
+        {
+            tracing::debug!(%error, "pruning the Redis job index failed");
+        }
         // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
         self.shared.memory.purge_expired().await
     }

@@ -3,6 +3,7 @@
 //! It serves on its own when Redis is unreachable, and while Redis serves it mirrors every job
 //! this instance reads or writes, so an outage can continue from the last states seen here.
 
+use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, StoreError, WorkQueue};
 use crate::hub::{Hub, JobEvent};
 use crate::job::{Change, Job, JobId, Outcome, Timestamp};
@@ -31,6 +32,8 @@ struct State {
     jobs: HashMap<JobId, StoredJob>,
     /// Jobs ordered by expiry, so purging touches only what has expired.
     expirations: BTreeSet<(Instant, JobId)>,
+    /// Jobs ordered by creation, for listing newest first.
+    index: BTreeSet<Cursor>,
     queue: VecDeque<JobId>,
     /// Running jobs and when their lease runs out.
     leases: HashMap<JobId, Instant>,
@@ -103,7 +106,9 @@ impl MemoryStore {
     }
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
-        self.shared.hub.publish(JobEvent::from(&job));
+        let event = JobEvent::from(&job);
+        self.shared.hub.publish(event.clone());
+        self.shared.hub.publish_to_all(event);
         state.insert(job, Instant::now() + self.shared.ttl);
     }
 }
@@ -111,6 +116,7 @@ impl MemoryStore {
 impl State {
     fn insert(&mut self, job: Job, expires: Instant) {
         let id = job.job_id;
+        self.index.insert(Cursor::of(&job));
         if let Some(old) = self.jobs.insert(id, StoredJob { job, expires }) {
             self.expirations.remove(&(old.expires, id));
         }
@@ -156,10 +162,34 @@ impl JobStore for MemoryStore {
                 break;
             }
             state.expirations.pop_first();
-            state.jobs.remove(&id);
+            if let Some(stored) = state.jobs.remove(&id) {
+                state.index.remove(&Cursor::of(&stored.job));
+            }
             purged += 1;
         }
         Ok(purged)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        collect_page(query, |after, count| {
+            std::future::ready(Ok(self.read_index(after, count)))
+        })
+        .await
+    }
+}
+
+impl MemoryStore {
+    /// Up to `count` index entries strictly after `after` (newest first), with their live jobs.
+    fn read_index(&self, after: Option<Cursor>, count: usize) -> Vec<(Cursor, Option<Job>)> {
+        let state = self.lock();
+        let entries: Box<dyn Iterator<Item = &Cursor>> = match after {
+            Some(after) => Box::new(state.index.range(..after).rev()),
+            None => Box::new(state.index.iter().rev()),
+        };
+        entries
+            .take(count)
+            .map(|cursor| (*cursor, state.live_job(cursor.job_id).cloned()))
+            .collect()
     }
 }
 

@@ -2,14 +2,16 @@
 //! the failover [`Store`] in front of both.
 
 mod failover;
+pub mod listing;
 mod memory;
 mod redis;
 
 pub use self::failover::Store;
 pub use self::memory::MemoryStore;
-pub use self::redis::{LEASES_KEY, QUEUE_KEY, RedisStore};
+pub use self::redis::{INDEX_KEY, LEASES_KEY, QUEUE_KEY, RedisStore};
 
 use crate::job::{Change, Job, JobId, Rejection};
+use listing::{JobPage, ListQuery};
 use serde::Serialize;
 use std::future::Future;
 use std::time::Duration;
@@ -57,8 +59,10 @@ pub trait JobStore {
         id: JobId,
         change: Change,
     ) -> impl Future<Output = Result<Job, StoreError>> + Send;
-    /// Removes jobs whose TTL has run out; how many.
+    /// Removes jobs whose TTL has run out (and their index entries); how many.
     fn purge_expired(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// A page of jobs, newest first.
+    fn list(&self, query: &ListQuery) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
 }
 
 /// The work queue and the leases of running jobs.

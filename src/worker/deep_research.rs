@@ -1,10 +1,10 @@
 //! Runs one started deep-research job through its steps, reporting each as progress, then its report.
 
-use super::RunEnd;
+use super::{RunEnd, apply_retrying};
 use crate::job::{Change, Job};
 use crate::research::{self, FINAL_STEP, ResearchInput};
 use crate::state::AppState;
-use crate::store::{JobStore, StoreError};
+use crate::store::StoreError;
 use std::time::Duration;
 use tracing::info;
 
@@ -36,7 +36,7 @@ pub async fn run(state: &AppState, job: Job) -> Result<RunEnd, StoreError> {
             step: Some(step.text),
             fence,
         };
-        state.store.apply(job.job_id, change).await?;
+        apply_retrying(state, job.job_id, change).await?;
     }
     let result = serde_json::value::to_raw_value(&report).expect("a report serialises");
     let change = Change::Complete {
@@ -44,7 +44,7 @@ pub async fn run(state: &AppState, job: Job) -> Result<RunEnd, StoreError> {
         step: FINAL_STEP.into(),
         fence,
     };
-    state.store.apply(job.job_id, change).await?;
+    apply_retrying(state, job.job_id, change).await?;
     info!(overall = %report.overall_risk.level, attempt = job.attempt, "deep research completed");
     Ok(RunEnd::Finished)
 }
@@ -55,6 +55,6 @@ async fn fail(state: &AppState, job: &Job, error: String) -> Result<RunEnd, Stor
         error,
         fence: Some(job.attempt),
     };
-    state.store.apply(job.job_id, change).await?;
+    apply_retrying(state, job.job_id, change).await?;
     Ok(RunEnd::Finished)
 }

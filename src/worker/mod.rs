@@ -18,6 +18,31 @@ use tracing::{Instrument, info, info_span, warn};
 /// How long a worker waits after a store error before it tries again.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
+/// How many times a worker retries a change the store could not take (Redis briefly away).
+const STORE_RETRIES: u32 = 10;
+
+/// Applies a worker's change, retrying while the store is briefly unavailable, so a job does not
+/// stall until its lease expires because of one failed round trip.
+async fn apply_retrying(
+    state: &AppState,
+    job_id: JobId,
+    change: Change,
+) -> Result<Job, StoreError> {
+    let mut retries = 0;
+    loop {
+        match state.store.apply(job_id, change.clone()).await {
+            Err(StoreError::Redis(error))
+                if retries < STORE_RETRIES && !state.shutdown.is_cancelled() =>
+            {
+                retries += 1;
+                tracing::debug!(%error, retries, "store unavailable; retrying the change");
+                tokio::time::sleep(RETRY_AFTER_ERROR / 4).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// How a run of a job ended.
 pub enum RunEnd {
     /// The job reached a terminal state.

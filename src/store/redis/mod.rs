@@ -1,11 +1,14 @@
 //! The Redis backend: jobs under `job:<uuid>` with a TTL, changed only by server-side Lua scripts.
 
+mod index;
 mod queue;
 mod recovery;
 
+pub use index::INDEX_KEY;
 pub use queue::{LEASES_KEY, QUEUE_KEY};
 pub use recovery::Restored;
 
+use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
 use crate::job::{Change, Job, JobId, Rejection, Timestamp};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -173,7 +176,7 @@ impl JobStore for RedisStore {
             .arg(self.ttl_secs)
             .invoke_async(&mut connection)
             .await?;
-        Ok(())
+        self.index(job).await
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -187,6 +190,12 @@ impl JobStore for RedisStore {
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
-        Ok(0) // Redis expires job keys by itself
+        // Redis expires job keys by itself; only index entries are left to prune.
+        self.prune_index().await?;
+        Ok(0)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        self.list_page(query).await
     }
 }

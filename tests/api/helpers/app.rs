@@ -46,6 +46,13 @@ pub async fn spawn_app_without_redis() -> TestApp {
 
 /// The server with a configuration of the test's making.
 pub async fn spawn_app_with(config: Config) -> TestApp {
+    // Logs only when RUST_LOG is set, e.g. RUST_LOG=jobcast=debug cargo test name -- --nocapture.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -55,7 +62,10 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }));
     TestApp {
         addr,
-        client: reqwest::Client::new(),
+        client: reqwest::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .expect("client"),
         state,
         stop: Some(stop),
         task: Some(task),

@@ -71,6 +71,7 @@ impl SseStream {
 
     /// The next block, including a retry-only one; `None` at the end of the stream.
     pub async fn next_block(&mut self) -> Option<SseEvent> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
@@ -79,7 +80,7 @@ impl SseStream {
                 }
                 continue;
             }
-            let chunk = tokio::time::timeout(PATIENCE, self.body.next())
+            let chunk = tokio::time::timeout_at(deadline, self.body.next())
                 .await
                 .expect("an SSE event in time")?;
             self.buffer
