@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod chaos;
 mod config;
+mod dashboard;
 mod fallback;
 mod helpers;
 mod leases;
