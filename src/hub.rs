@@ -68,7 +68,7 @@ struct Shared {
     /// event is published locally and topics are live from the start.
     relay: OnceLock<mpsc::UnboundedSender<Interest>>,
     /// Every job's events, for dashboards; `None` while nobody watches them all.
-    all: Mutex<Option<broadcast::Sender<JobEvent>>>,
+    all: Mutex<Option<Topic>>,
 }
 
 struct Topic {
@@ -92,23 +92,28 @@ impl Hub {
 
     /// Delivers `event` to this instance's watchers of every job, if there are any.
     pub fn publish_to_all(&self, event: JobEvent) {
-        if let Some(sender) = &*self.shared.all.lock().expect("hub lock poisoned") {
-            let _ = sender.send(event);
+        if let Some(topic) = &*self.shared.all.lock().expect("hub lock poisoned") {
+            let _ = topic.sender.send(event);
         }
     }
 
     /// Starts receiving the events of every job.
     pub fn subscribe_all(&self) -> AllJobsSubscription {
+        let relay = self.shared.relay.get();
         let mut all = self.shared.all.lock().expect("hub lock poisoned");
-        let sender = all.get_or_insert_with(|| {
-            if let Some(relay) = self.shared.relay.get() {
+        let topic = all.get_or_insert_with(|| {
+            if let Some(relay) = relay {
                 let _ = relay.send(Interest::WatchAll);
             }
-            broadcast::channel(ALL_JOBS_BUFFER).0
+            Topic {
+                sender: broadcast::channel(ALL_JOBS_BUFFER).0,
+                relayed: watch::channel(relay.is_none()).0,
+            }
         });
         AllJobsSubscription {
             hub: self.clone(),
-            receiver: sender.subscribe(),
+            receiver: topic.sender.subscribe(),
+            relayed: topic.relayed.subscribe(),
         }
     }
 
@@ -152,11 +157,26 @@ impl Hub {
         }
     }
 
+    /// Records whether the relay's subscription to every job is active.
+    pub fn set_all_relayed(&self, relayed: bool) {
+        if let Some(topic) = &*self.shared.all.lock().expect("hub lock poisoned") {
+            topic.relayed.send_replace(relayed);
+        }
+    }
+
     /// Marks every topic as not relayed: the relay's connection was lost.
     pub fn set_none_relayed(&self) {
         for topic in self.topics().values() {
             topic.relayed.send_replace(false);
         }
+        self.set_all_relayed(false);
+    }
+
+    /// How many local subscribers `job_id` has.
+    pub fn subscriber_count(&self, job_id: JobId) -> usize {
+        self.topics()
+            .get(&job_id)
+            .map_or(0, |topic| topic.sender.receiver_count())
     }
 
     /// Whether `job_id` has at least one local subscriber.
@@ -213,9 +233,16 @@ impl Subscription {
 pub struct AllJobsSubscription {
     hub: Hub,
     receiver: broadcast::Receiver<JobEvent>,
+    relayed: watch::Receiver<bool>,
 }
 
 impl AllJobsSubscription {
+    /// Waits (at most `limit`) until every job's updates reach this instance; whether they do.
+    pub async fn relayed(&mut self, limit: Duration) -> bool {
+        let wait = self.relayed.wait_for(|relayed| *relayed);
+        matches!(tokio::time::timeout(limit, wait).await, Ok(Ok(_)))
+    }
+
     /// The next event of any job; after falling behind, the oldest still buffered.
     pub async fn next(&mut self) -> Option<JobEvent> {
         loop {
@@ -233,7 +260,7 @@ impl Drop for AllJobsSubscription {
         let mut all = self.hub.shared.all.lock().expect("hub lock poisoned");
         if all
             .as_ref()
-            .is_some_and(|sender| sender.receiver_count() <= 1)
+            .is_some_and(|topic| topic.sender.receiver_count() <= 1)
         {
             *all = None;
             if let Some(relay) = self.hub.shared.relay.get() {

@@ -138,7 +138,7 @@ impl Relay {
                 return SessionEnd::ConnectionLost;
             }
         }
-        if self.hub.is_watching_all() && sink.psubscribe(ALL_JOBS_PATTERN).await.is_err() {
+        if self.hub.is_watching_all() && self.subscribe_all(&mut sink).await.is_err() {
             return SessionEnd::ConnectionLost;
         }
         self.health.set(true);
@@ -155,7 +155,7 @@ impl Relay {
                     let applied = match change {
                         Some(Interest::Watch(job_id)) => self.subscribe(&mut sink, job_id).await,
                         Some(Interest::Unwatch(job_id)) => self.unsubscribe(&mut sink, job_id).await,
-                        Some(Interest::WatchAll) => sink.psubscribe(ALL_JOBS_PATTERN).await,
+                        Some(Interest::WatchAll) => self.subscribe_all(&mut sink).await,
                         Some(Interest::UnwatchAll) if !self.hub.is_watching_all() => {
                             sink.punsubscribe(ALL_JOBS_PATTERN).await
                         }
@@ -173,6 +173,12 @@ impl Relay {
     async fn subscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
         sink.subscribe(job_id.channel()).await?;
         self.hub.set_relayed(job_id, true);
+        Ok(())
+    }
+
+    async fn subscribe_all(&self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
+        sink.psubscribe(ALL_JOBS_PATTERN).await?;
+        self.hub.set_all_relayed(true);
         Ok(())
     }
 

@@ -35,6 +35,9 @@ impl App {
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+        // rediss:// needs a TLS crypto provider; pick ring explicitly rather than relying on which
+        // rustls features other crates happen to enable. Already installed is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let hub = Hub::default();
         let shutdown = CancellationToken::new();
         info!(redis_url = %config.redis_url, "connecting to Redis");

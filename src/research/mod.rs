@@ -43,10 +43,10 @@ impl ResearchInput {
         };
         let ingredients = match body.get("ingredients") {
             None | Some(Value::Null) => return Err("ingredients is required".into()),
-            Some(Value::String(text)) => text.split(',').map(str::to_owned).collect(),
+            Some(Value::String(text)) => text.split(',').map(|i| i.trim().to_owned()).collect(),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|item| item.as_str().map(str::to_owned))
+                .map(|item| item.as_str().map(|i| i.trim().to_owned()))
                 .collect::<Option<Vec<_>>>()
                 .ok_or("ingredients must be a list of strings or a comma-separated string")?,
             Some(_) => {

@@ -8,6 +8,7 @@ use crate::job::JobStatus;
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
+use crate::watch::RELAY_WAIT;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -115,7 +116,10 @@ fn summary(job: &crate::job::Job) -> Value {
 /// `GET /api/v4/jobs/events`: every job's changes as SSE (`created`, `progress`, `completed`,
 /// `failed`), each with the full job JSON. Lists are fetched separately; this only adds changes.
 async fn all_job_events(_: Admin, State(state): State<AppState>) -> Response {
-    let subscription = state.hub.subscribe_all();
+    let mut subscription = state.hub.subscribe_all();
+    if !state.store.is_degraded() {
+        subscription.relayed(RELAY_WAIT).await;
+    }
     let events = stream::unfold(
         subscription,
         |mut subscription: AllJobsSubscription| async move {

@@ -3,6 +3,7 @@
 mod atomicity;
 mod auth;
 mod bad_input;
+mod browser;
 mod chaos;
 mod config;
 mod dashboard;

@@ -1,11 +1,13 @@
 //! Test fixtures: private Redis servers, the server in-process or as a real process, stream clients.
 
 mod app;
+mod browser;
 mod process;
 mod redis;
 mod sse;
 
 pub use app::*;
+pub use browser::*;
 pub use process::*;
 pub use redis::*;
 pub use sse::*;

@@ -1,0 +1,235 @@
+//! The bundled page, driven in headless Chromium the way a person uses it.
+
+use crate::helpers::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// Watches the progress bar until the job is finished; returns every value it showed.
+async fn watch_progress(browser: &Browser) -> BTreeSet<u64> {
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = browser.attr("#progressbar", "aria-valuenow").await {
+            seen.insert(value.parse().unwrap());
+        }
+        if browser.text("#connection").await == "finished" {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the page never finished; saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+/// Starts the "Diet cola" example from the form and follows it to the report.
+async fn start_example_and_watch_it_finish(browser: &Browser, app_url: &str, name: &str) -> String {
+    browser.goto(app_url).await;
+    browser.click("button[data-example='cola']").await;
+    browser.click("#start-button").await;
+    let seen = watch_progress(browser).await;
+
+    assert!(seen.len() >= 3, "the bar took only {seen:?}");
+    browser.wait_for_text("#status", "completed").await;
+    assert_eq!(browser.text("#percent").await, "100%");
+    assert!(
+        browser.count("#report table tbody tr").await >= 5,
+        "a row per matched ingredient"
+    );
+    let level = browser.text("#report .risk").await;
+    assert!(
+        ["low", "possible", "elevated", "high"].contains(&level.to_lowercase().as_str()),
+        "{level}"
+    );
+    browser.screenshot(&format!("{name}-finished")).await;
+    browser.text("#job-id").await
+}
+
+/// Opens the shared link of a finished job and checks it shows the same final state.
+async fn reopen_shared_link(browser: &Browser, app_url: &str, job_id: &str, name: &str) {
+    browser.goto(&format!("{app_url}/?job={job_id}")).await;
+    browser.wait_for_text("#status", "completed").await;
+    browser.wait_for_text("#connection", "finished").await;
+    assert_eq!(browser.text("#percent").await, "100%");
+    assert!(browser.count("#report table tbody tr").await >= 5);
+    browser.screenshot(&format!("{name}-reopened")).await;
+}
+
+fn paced_config(redis: &TestRedis) -> jobcast::Config {
+    let mut config = test_config(&redis.url());
+    config.deep_research_step_ms = 120;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_starts_a_job_from_the_form_and_watches_it_live_over_sse() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(paced_config(&redis)).await;
+    let browser = Browser::start().await;
+    let url = app.url("");
+
+    let job_id = start_example_and_watch_it_finish(&browser, &url, "sse").await;
+    reopen_shared_link(&browser, &url, &job_id, "sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_websocket_switch_on_the_page_does_the_same() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app_with(paced_config(&redis)).await;
+    let browser = Browser::start().await;
+    let url = app.url("");
+    browser.goto(&url).await;
+    browser.click("input[name='transport'][value='ws']").await;
+
+    let job_id = start_example_and_watch_it_finish(&browser, &url, "websocket").await;
+    reopen_shared_link(&browser, &url, &job_id, "websocket").await;
+    let checked = browser
+        .client
+        .execute(
+            "return document.querySelector('input[value=ws]').checked",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        checked.unwrap(),
+        Value::Bool(true),
+        "the choice is remembered"
+    );
+}
+
+#[tokio::test]
+async fn the_servers_validation_message_shows_next_to_the_field() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("")).await;
+
+    browser.type_into("#ingredients", "water, salt").await;
+    browser.click("#start-button").await;
+
+    let error = browser
+        .wait_for("#product-error:not([hidden])")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(error.contains("product_name"), "{error}");
+    assert_eq!(
+        browser.attr("#product", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_lists_recent_jobs_and_updates_them_live() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let earlier = app.create_external_job().await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("")).await;
+    browser
+        .wait_for(&format!("li[data-job-id='{earlier}']"))
+        .await;
+
+    let live = app.create_external_job().await;
+    let row = format!("li[data-job-id='{live}']");
+    browser.wait_for(&row).await;
+    app.report(&live, "progress", &serde_json::json!({"progress": 40}))
+        .await;
+    browser
+        .wait_for_text(&format!("{row} .status"), "processing")
+        .await;
+    app.report(&live, "complete", &serde_json::json!({"result": {}}))
+        .await;
+    browser
+        .wait_for_text(&format!("{row} .status"), "completed")
+        .await;
+    browser.screenshot("dashboard").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_reconnects_after_a_server_restart_and_sees_the_job_finish() {
+    let redis = TestRedis::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let vars = [
+        ("REDIS_URL", redis.url()),
+        ("PORT", port.clone()),
+        ("DEEP_RESEARCH_STEP_MS", "250".into()),
+        ("WORKER_CONCURRENCY", "1".into()),
+    ];
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = ServerProcess::start(&vars).await;
+    let url = server.url("");
+    let browser = Browser::start().await;
+    browser.goto(&url).await;
+    browser.click("button[data-example='cola']").await;
+    browser.click("#start-button").await;
+    browser.wait_for_text("#connection", "live").await;
+    let deadline = Instant::now() + PATIENCE;
+    while browser
+        .attr("#progressbar", "aria-valuenow")
+        .await
+        .as_deref()
+        == Some("0")
+    {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    server.terminate().await;
+    browser.wait_for_text("#connection", "reconnecting").await;
+    browser.screenshot("restart-reconnecting").await;
+    let _restarted = ServerProcess::start(&vars).await;
+
+    browser.wait_for_text("#status", "completed").await;
+    browser.wait_for_text("#connection", "finished").await;
+    assert_eq!(browser.text("#percent").await, "100%");
+    browser.screenshot("restart-finished").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tabs_watching_one_job_share_a_single_stream() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let job_id: jobcast::job::JobId = id.parse().unwrap();
+    let browser = Browser::start().await;
+    let page = app.url(&format!("/?job={id}"));
+    browser.goto(&page).await;
+    browser.wait_for_text("#connection", "live").await;
+    let first = browser.client.window().await.unwrap();
+    let second = browser.client.new_window(true).await.unwrap().handle;
+    browser.client.switch_to_window(second).await.unwrap();
+    browser.goto(&page).await;
+    browser.wait_for_text("#seq", "1").await;
+
+    app.report(
+        &id,
+        "progress",
+        &serde_json::json!({"progress": 60, "current_step": "Shared"}),
+    )
+    .await;
+    browser.wait_for_text("#percent", "60%").await;
+    assert_eq!(
+        app.state.hub.subscriber_count(job_id),
+        1,
+        "one stream for both tabs"
+    );
+
+    // The tab holding the stream closes; the other takes over from its last seq.
+    browser.client.switch_to_window(first).await.unwrap();
+    browser.client.close_window().await.unwrap();
+    let remaining = browser.client.windows().await.unwrap().pop().unwrap();
+    browser.client.switch_to_window(remaining).await.unwrap();
+    app.report(&id, "complete", &serde_json::json!({"result": {}}))
+        .await;
+    browser.wait_for_text("#status", "completed").await;
+    assert!(app.state.hub.subscriber_count(job_id) <= 1);
+}
