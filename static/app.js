@@ -292,6 +292,7 @@ async function startJob(event) {
     }
     history.pushState(null, "", `/?job=${body.job_id}`);
     watch(body.job_id);
+    $("watch").scrollIntoView({ behavior: "smooth", block: "nearest" });
   } catch (error) {
     showFieldError("form", `Could not reach the server: ${error.message}`);
   } finally {

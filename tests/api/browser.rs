@@ -233,3 +233,36 @@ async fn tabs_watching_one_job_share_a_single_stream() {
     browser.wait_for_text("#status", "completed").await;
     assert!(app.state.hub.subscriber_count(job_id) <= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_job_shows_its_error_and_the_page_fits_a_phone() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let browser = Browser::start().await;
+    browser.client.set_window_size(390, 844).await.unwrap();
+    browser.goto(&app.url("")).await;
+
+    browser.click("button[data-example='empty']").await;
+    browser.click("#start-button").await;
+
+    browser.wait_for_text("#status", "failed").await;
+    let report = browser.text("#report").await;
+    assert!(
+        report.contains("failed") && report.contains("empty"),
+        "{report}"
+    );
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow,
+        Value::Bool(false),
+        "no horizontal scrolling at phone width"
+    );
+    browser.screenshot("phone-failed").await;
+}

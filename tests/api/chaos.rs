@@ -3,7 +3,6 @@
 use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
 const TEN_INGREDIENTS: [&str; 10] = [
     "water",
@@ -42,15 +41,11 @@ async fn job(server: &ServerProcess, id: &str) -> Value {
 }
 
 async fn wait_until(server: &ServerProcess, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(&format!("job {id} stuck"), || async {
         let job = job(server, id).await;
-        if done(&job) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} stuck: {job}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+        done(&job).then_some(job)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

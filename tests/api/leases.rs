@@ -4,7 +4,7 @@ use crate::helpers::*;
 use jobcast::job::{Change, JobId, Rejection};
 use jobcast::store::{JobStore, StoreError, WorkQueue};
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn sweeping_config(redis: &TestRedis) -> jobcast::Config {
     let mut config = test_config(&redis.url());
@@ -41,15 +41,11 @@ async fn start_and_abandon(app: &TestApp, progress: u8) -> (JobId, u32) {
 }
 
 async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
+    eventually(&format!("job {id} never {status}"), || async {
         let job = app.job(id).await;
-        if job["status"] == status {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "never {status}: {job}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (job["status"] == status).then_some(job)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,11 +13,11 @@ async fn backend(app: &TestApp) -> String {
 }
 
 async fn wait_for_backend(app: &TestApp, wanted: &str) {
-    let deadline = Instant::now() + PATIENCE;
-    while backend(app).await != wanted {
-        assert!(Instant::now() < deadline, "backend never became {wanted}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("backend never became {wanted}");
+    eventually(&what, || async {
+        (backend(app).await == wanted).then_some(())
+    })
+    .await
 }
 
 async fn stored_job(redis: &TestRedis, id: &str) -> Option<Value> {

@@ -261,3 +261,32 @@ async fn health_is_ok_and_ready_names_the_redis_backend() {
     assert_eq!(ready["backend"], "redis");
     assert_eq!(ready["redis_connected"], true);
 }
+
+#[tokio::test]
+async fn the_page_is_served_with_security_headers() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+
+    for (path, content_type) in [
+        ("/", "text/html"),
+        ("/app.js", "text/javascript"),
+        ("/style.css", "text/css"),
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(content_type),
+            "{path}"
+        );
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(
+            policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"),
+            "{policy}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+}

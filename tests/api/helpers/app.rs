@@ -6,7 +6,6 @@ use jobcast::{App, Config};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -131,15 +130,11 @@ impl TestApp {
 
     /// Polls the job until it is completed or failed.
     pub async fn wait_until_finished(&self, id: &str) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
+        super::eventually(&format!("job {id} did not finish"), || async {
             let job = self.job(id).await;
-            if matches!(job["status"].as_str(), Some("completed" | "failed")) {
-                return job;
-            }
-            assert!(Instant::now() < deadline, "job {id} did not finish: {job}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            matches!(job["status"].as_str(), Some("completed" | "failed")).then_some(job)
+        })
+        .await
     }
 
     /// `POST /api/v4/job/{id}/{action}`.
