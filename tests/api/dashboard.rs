@@ -24,6 +24,8 @@ fn ids(page: &Value) -> Vec<String> {
 async fn listing_pages_newest_first_and_filters_by_status(app: &TestApp) {
     let mut created = Vec::new();
     for n in 0..7 {
+        // Creation time has millisecond resolution; jobs of the same millisecond tie.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         created.push(app.create_external_job().await);
         if n % 3 == 0 {
             app.report(&created[n], "fail", &json!({"error": "no"}))
