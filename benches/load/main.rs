@@ -1,0 +1,171 @@
+//! jobcast's load benchmark: `cargo bench --bench load` runs every scenario against a release build
+//! of the server and its own redis-server, on loopback only, and prints a table and a JSON line per
+//! scenario. `cargo bench --bench load -- --smoke` runs each briefly and checks only the counts
+//! (CI runs it so the harness cannot rot); speed is judged from full runs, never in `cargo test`.
+//!
+//! The generator runs on one thread (one core), with prepared requests and streams read into
+//! reused buffers, so it disturbs the server as little as it can on a shared machine.
+
+mod client;
+mod processes;
+mod scenarios;
+
+use scenarios::Transport;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The admin token the benchmark's servers are started with.
+pub const ADMIN_TOKEN: &str = "bench-token";
+
+/// How big each scenario is.
+pub struct Settings {
+    pub smoke: bool,
+    pub duration: Duration,
+    pub connections: usize,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Some(at) = args.iter().position(|arg| arg == "--serve-bare") {
+        let threaded = tokio::runtime::Runtime::new().unwrap();
+        return threaded.block_on(processes::serve_bare(&args[at + 1]));
+    }
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let smoke = args.iter().any(|arg| arg == "--smoke");
+    let only: Option<&str> = args
+        .iter()
+        .position(|arg| arg == "--only")
+        .map(|at| args[at + 1].as_str());
+    let failures = runtime.block_on(run(smoke, only));
+    if failures > 0 {
+        eprintln!("{failures} scenario(s) delivered less than expected or had errors");
+        std::process::exit(1);
+    }
+}
+
+async fn run(smoke: bool, only: Option<&str>) -> usize {
+    let settings = Settings {
+        smoke,
+        duration: if smoke {
+            Duration::from_millis(300)
+        } else {
+            Duration::from_secs(5)
+        },
+        connections: if smoke { 8 } else { 64 },
+    };
+    let (subscribers, big, idle_streams) = if smoke {
+        (50, 200, 200)
+    } else {
+        (1_000, 10_000, 10_000)
+    };
+    let (fast_updates, slow_updates) = if smoke { (20, 4) } else { (250, 10) };
+    let wanted = |name: &str| only.is_none_or(|only| only == name);
+    let mut results: Vec<Value> = Vec::new();
+    if wanted("startup") {
+        results.push(scenarios::startup().await);
+    }
+    if wanted("poll") {
+        results.push(scenarios::poll(&settings).await);
+    }
+    if wanted("create") {
+        results.push(scenarios::create(&settings).await);
+    }
+    if wanted("ingest") {
+        results.push(scenarios::ingest(&settings).await);
+    }
+    if wanted("fanout") {
+        let every_20ms = Duration::from_millis(20);
+        results
+            .push(scenarios::fanout(Transport::Sse, subscribers, every_20ms, fast_updates).await);
+        results.push(
+            scenarios::fanout(Transport::WebSocket, subscribers, every_20ms, fast_updates).await,
+        );
+        let every_500ms = Duration::from_millis(500);
+        results.push(scenarios::fanout(Transport::Sse, big, every_500ms, slow_updates).await);
+    }
+    if wanted("idle") {
+        results.push(scenarios::idle(idle_streams).await);
+    }
+    print_table(&results, settings.smoke);
+    results.iter().filter(|result| !counts_hold(result)).count()
+}
+
+/// Whether a scenario's counts are right: everything delivered, no request failed.
+fn counts_hold(result: &Value) -> bool {
+    let no_errors = |v: &Value| v.get("errors").and_then(Value::as_u64).unwrap_or(0) == 0;
+    let delivered = result
+        .get("expected")
+        .is_none_or(|expected| result["delivered"] == *expected);
+    delivered
+        && ["jobcast", "bare_axum", "http"]
+            .iter()
+            .all(|key| result.get(key).is_none_or(no_errors))
+}
+
+fn print_table(results: &[Value], smoke: bool) {
+    println!(
+        "\n{:<16} figures{}",
+        "scenario",
+        if smoke {
+            "  (smoke run: counts only, not speed)"
+        } else {
+            ""
+        }
+    );
+    for result in results {
+        println!(
+            "{:<16} {}",
+            result["scenario"].as_str().unwrap_or("?"),
+            summary(result)
+        );
+    }
+    println!();
+    for result in results {
+        println!("{result}");
+    }
+}
+
+fn summary(result: &Value) -> String {
+    match result["scenario"].as_str().unwrap_or("") {
+        "poll" => format!(
+            "{} req/s (p50 {} ms, p99 {} ms) vs bare axum {} req/s: ratio {}",
+            result["jobcast"]["per_sec"],
+            result["jobcast"]["p50_ms"],
+            result["jobcast"]["p99_ms"],
+            result["bare_axum"]["per_sec"],
+            result["ratio"]
+        ),
+        "create" => format!(
+            "{} req/s (p99 {} ms)",
+            result["jobcast"]["per_sec"], result["jobcast"]["p99_ms"]
+        ),
+        "ingest" => format!(
+            "HTTP {} updates/s, store alone {} updates/s",
+            result["http"]["per_sec"], result["store"]["per_sec"]
+        ),
+        "startup" => format!(
+            "ready in {} ms, {} KiB at rest",
+            result["to_ready_ms"], result["rss_at_rest_kib"]
+        ),
+        "idle" => format!(
+            "{} streams: {} KiB RSS per stream",
+            result["streams"], result["kib_per_stream"]
+        ),
+        _ => format!(
+            "{} subs x {} updates: delivered {}/{} ({}%), p50 {} ms, p99 {} ms, max {} ms, {} us server CPU/delivery",
+            result["subscribers"],
+            result["updates"],
+            result["delivered"],
+            result["expected"],
+            result["delivered_pct"],
+            result["p50_ms"],
+            result["p99_ms"],
+            result["max_ms"],
+            result["server_cpu_us_per_delivery"]
+        ),
+    }
+}
