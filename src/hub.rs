@@ -4,7 +4,7 @@
 //! needs: a job's channel is subscribed when its first local watcher arrives and unsubscribed when
 //! the last one leaves, so each instance receives only the updates its own clients watch.
 
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{Job, JobId, JobStatus, Timestamp};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -23,6 +23,8 @@ pub struct JobEvent {
     pub job_id: JobId,
     pub seq: u64,
     pub status: JobStatus,
+    /// When the job's key expires (every change renews it).
+    pub expires_at: Timestamp,
     /// The full job JSON, as served by `GET /api/v4/job/{id}`.
     pub json: Bytes,
 }
@@ -33,6 +35,7 @@ impl From<&Job> for JobEvent {
             job_id: job.job_id,
             seq: job.seq,
             status: job.status,
+            expires_at: job.expires_at,
             json: Bytes::from(job.to_json()),
         }
     }
@@ -216,6 +219,16 @@ impl Subscription {
         }
     }
 
+    /// Whether updates of this job reach this instance right now.
+    pub fn is_relayed(&self) -> bool {
+        *self.relayed.borrow()
+    }
+
+    /// The newest event already received, without waiting; `None` when there is none.
+    pub fn try_newest(&mut self) -> Option<JobEvent> {
+        self.newest()
+    }
+
     /// Drains what is buffered and keeps the last, after a lag.
     fn newest(&mut self) -> Option<JobEvent> {
         let mut newest = None;
@@ -294,6 +307,7 @@ mod tests {
             job_id,
             seq,
             status: JobStatus::Processing,
+            expires_at: Timestamp::now(),
             json: Bytes::from_static(b"{}"),
         }
     }

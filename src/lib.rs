@@ -11,9 +11,11 @@
 //! - [`store`]: the `JobStore` trait and its Redis and memory backends.
 //! - [`hub`]: local fan-out of job changes to this instance's subscribers, fed by [`pubsub`]
 //!   from Redis; [`watch`]: the race-free start and frame sequence every stream uses.
+//! - [`cache`]: polled jobs served from memory, kept exact by the pub/sub stream.
 //! - [`worker`] and [`research`]: running the built-in deep-research job.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -10,7 +10,7 @@
 //! job, so a watcher never misses a terminal state published while the relay was away.
 
 use crate::hub::{Hub, Interest, JobEvent};
-use crate::job::{JobId, JobStatus};
+use crate::job::{JobId, JobStatus, Timestamp};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -217,6 +217,7 @@ struct EventHead {
     job_id: JobId,
     seq: u64,
     status: JobStatus,
+    expires_at: Timestamp,
 }
 
 fn parse_event(payload: &[u8]) -> Option<JobEvent> {
@@ -225,6 +226,7 @@ fn parse_event(payload: &[u8]) -> Option<JobEvent> {
         job_id: head.job_id,
         seq: head.seq,
         status: head.status,
+        expires_at: head.expires_at,
         json: Bytes::copy_from_slice(payload),
     })
 }

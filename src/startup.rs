@@ -1,5 +1,6 @@
 //! Building the application (store, relay, listener) and running it until told to stop.
 
+use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::routes;
@@ -45,7 +46,8 @@ impl App {
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_connect_timeout()))
             .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
-            .set_number_of_retries(1);
+            // No retries inside the manager: the failover store falls back at once and reconnects.
+            .set_number_of_retries(0);
         let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
         let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs);
         let store = Store::start(redis, memory, config.lease(), shutdown.clone()).await;
@@ -53,6 +55,7 @@ impl App {
         let state = AppState {
             store,
             hub,
+            cache: JobCache::default(),
             config: Arc::new(config),
             work_queued: Arc::new(Notify::new()),
             relay,
@@ -83,6 +86,7 @@ impl App {
         let workers = worker::spawn_workers(&state);
         worker::spawn_sweeper(&state);
         tokio::spawn(purge_periodically(state.clone()));
+        tokio::spawn(evict_idle_cache(state.clone()));
         info!(
             addr = %self.local_addr(),
             backend = ?state.store.kind(),
@@ -120,5 +124,17 @@ async fn purge_periodically(state: AppState) {
         if let Ok(purged) = state.store.purge_expired().await {
             tracing::debug!(purged, "expired jobs purged from memory");
         }
+    }
+}
+
+async fn evict_idle_cache(state: AppState) {
+    let mut interval = tokio::time::interval(CACHE_IDLE / 4);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let cached = state.cache.evict_idle();
+        tracing::trace!(cached, "idle cache entries evicted");
     }
 }

@@ -1,5 +1,6 @@
 //! The state every handler and background task shares: cheap handles, cloned per request.
 
+use crate::cache::JobCache;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::pubsub::RelayHealth;
@@ -13,6 +14,8 @@ use tokio_util::sync::CancellationToken;
 pub struct AppState {
     pub store: Store,
     pub hub: Hub,
+    /// Polled jobs, kept exact by the pub/sub stream.
+    pub cache: JobCache,
     pub config: Arc<Config>,
     /// Wakes an idle local worker when this instance queues a job, so it starts without waiting
     /// for the next poll.

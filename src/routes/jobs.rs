@@ -1,6 +1,7 @@
 //! The job API: create jobs, read them (with ETag), and report their progress.
 
 use crate::auth::Admin;
+use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::hub::JobEvent;
@@ -109,15 +110,33 @@ async fn get_job(
         }
         return long_poll(&state, job_id, seq, Duration::from_secs_f64(secs)).await;
     }
+    let event = current_state(&state, job_id).await?;
+    if etag_matches(&headers, event.seq) {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(event.seq))]).into_response());
+    }
+    Ok(event_response(&event, StatusCode::OK))
+}
+
+/// The job's state: from the cache when it holds the job, else from the store (then cached, once
+/// this instance is subscribed to the job's changes).
+async fn current_state(state: &AppState, job_id: JobId) -> Result<JobEvent, ApiError> {
+    if let Some(event) = state.cache.get(job_id) {
+        return Ok(event);
+    }
+    let mut subscription = state.hub.subscribe(job_id);
+    let relayed = !state.store.is_degraded()
+        && state.relay.is_connected()
+        && subscription.relayed(CACHE_SUBSCRIBE_WAIT).await;
     let job = state
         .store
         .get(job_id)
         .await?
         .ok_or(ApiError::JobNotFound)?;
-    if etag_matches(&headers, job.seq) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(job.seq))]).into_response());
+    let event = JobEvent::from(&job);
+    if relayed {
+        state.cache.insert(subscription, event.clone());
     }
-    Ok(job_response(&job, StatusCode::OK))
+    Ok(event)
 }
 
 /// Answers with the first state newer than `seq`, or the current one when `limit` passes first.
@@ -172,8 +191,7 @@ async fn report_progress(
         step,
         fence: None,
     };
-    let job = state.store.apply(job_id, change).await?;
-    Ok(job_response(&job, StatusCode::OK))
+    applied(&state, state.store.apply(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -195,8 +213,7 @@ async fn complete_job(
         step,
         fence: None,
     };
-    let job = state.store.apply(job_id, change).await?;
-    Ok(job_response(&job, StatusCode::OK))
+    applied(&state, state.store.apply(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -221,8 +238,7 @@ async fn fail_job(
         error: error.to_owned(),
         fence: None,
     };
-    let job = state.store.apply(job_id, change).await?;
-    Ok(job_response(&job, StatusCode::OK))
+    applied(&state, state.store.apply(job_id, change).await?)
 }
 
 /// Stores a new job and, for kinds the built-in workers run, queues it and wakes a local worker.
@@ -283,6 +299,13 @@ fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
         .flat_map(|value| value.split(','))
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == "*" || tag == current)
+}
+
+/// Answers with a job this instance just changed, and shows it to the cache at once.
+fn applied(state: &AppState, job: Job) -> Result<Response, ApiError> {
+    let event = JobEvent::from(&job);
+    state.cache.offer(&event);
+    Ok(event_response(&event, StatusCode::OK))
 }
 
 /// The job as JSON with its ETag.

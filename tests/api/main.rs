@@ -12,6 +12,7 @@ mod helpers;
 mod leases;
 mod long_poll;
 mod outages;
+mod poll_cache;
 mod processes;
 mod redis_connection;
 mod seed_api;
