@@ -27,6 +27,16 @@ pub struct JobEvent {
     pub expires_at: Timestamp,
     /// The full job JSON, as served by `GET /api/v4/job/{id}`.
     pub json: Bytes,
+    /// This change framed for each stream, made by the first subscriber that needs it and
+    /// shared by all the others.
+    pub frames: Arc<Frames>,
+}
+
+/// A change's SSE event and WebSocket message, built at most once each.
+#[derive(Debug, Default)]
+pub struct Frames {
+    pub sse: OnceLock<Bytes>,
+    pub websocket: OnceLock<Bytes>,
 }
 
 impl From<&Job> for JobEvent {
@@ -37,6 +47,7 @@ impl From<&Job> for JobEvent {
             status: job.status,
             expires_at: job.expires_at,
             json: Bytes::from(job.to_json()),
+            frames: Arc::default(),
         }
     }
 }
@@ -309,6 +320,7 @@ mod tests {
             status: JobStatus::Processing,
             expires_at: Timestamp::now(),
             json: Bytes::from_static(b"{}"),
+            frames: Arc::default(),
         }
     }
 

@@ -228,5 +228,6 @@ fn parse_event(payload: &[u8]) -> Option<JobEvent> {
         status: head.status,
         expires_at: head.expires_at,
         json: Bytes::copy_from_slice(payload),
+        frames: Default::default(),
     })
 }

@@ -9,6 +9,7 @@ use crate::hub::{JobEvent, Subscription};
 use crate::job::{JobId, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
+use bytes::{Bytes, BytesMut};
 use std::time::Duration;
 
 /// How long a new watcher waits for the Redis subscription before reading the snapshot anyway.
@@ -57,6 +58,50 @@ impl Frame {
     /// Whether this is the job's last frame.
     pub fn is_final(&self) -> bool {
         self.event.status.is_terminal()
+    }
+
+    /// The SSE event: `id: <seq>`, `event: <kind>`, `data: <job JSON>`. A change's event is built
+    /// once and shared by every subscriber; a snapshot is built per stream.
+    pub fn sse(&self) -> Bytes {
+        let build = || {
+            let mut frame = BytesMut::with_capacity(self.event.json.len() + 48);
+            frame.extend_from_slice(
+                format!(
+                    "id: {}\nevent: {}\ndata: ",
+                    self.event.seq,
+                    self.kind.as_str()
+                )
+                .as_bytes(),
+            );
+            frame.extend_from_slice(&self.event.json);
+            frame.extend_from_slice(b"\n\n");
+            frame.freeze()
+        };
+        match self.kind {
+            FrameKind::Snapshot => build(),
+            _ => self.event.frames.sse.get_or_init(build).clone(),
+        }
+    }
+
+    /// The WebSocket message: `{"event": <kind>, "seq": <seq>, "job": <job JSON>}`, shared the
+    /// same way.
+    pub fn websocket(&self) -> Bytes {
+        let build = || {
+            let mut frame = BytesMut::with_capacity(self.event.json.len() + 48);
+            let head = format!(
+                r#"{{"event":"{}","seq":{},"job":"#,
+                self.kind.as_str(),
+                self.event.seq
+            );
+            frame.extend_from_slice(head.as_bytes());
+            frame.extend_from_slice(&self.event.json);
+            frame.extend_from_slice(b"}");
+            frame.freeze()
+        };
+        match self.kind {
+            FrameKind::Snapshot => build(),
+            _ => self.event.frames.websocket.get_or_init(build).clone(),
+        }
     }
 }
 

@@ -3,13 +3,14 @@
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::state::AppState;
-use crate::watch::{self, Frame, JobWatch, WatchStart};
+use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -47,31 +48,31 @@ async fn job_events(
         WatchStart::AlreadyFinal(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
         WatchStart::Streaming(watch) => watch,
     };
-    let keep_alive =
-        KeepAlive::new().interval(Duration::from_secs(state.config.sse_keepalive_secs));
-    let events = event_stream(watch).take_until(state.shutdown.clone().cancelled_owned());
-    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs);
+    let events =
+        event_stream(watch, keep_alive).take_until(state.shutdown.clone().cancelled_owned());
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Body::from_stream(events)).into_response())
 }
 
-/// A `retry:` hint, then the watch's frames as SSE events.
-fn event_stream(watch: JobWatch) -> impl Stream<Item = Result<Event, Infallible>> {
-    let retry = Duration::from_millis(SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS));
-    let hint = stream::once(async move { Ok(Event::default().retry(retry)) });
-    let frames = stream::unfold(watch, |mut watch| async move {
-        let frame = watch.next().await?;
-        Some((Ok(sse_event(&frame)), watch))
+/// A `retry:` hint, then the watch's frames, with a keep-alive comment whenever the stream has
+/// been quiet for `keep_alive`. Each change's bytes are shared by every subscriber.
+fn event_stream(
+    watch: JobWatch,
+    keep_alive: Duration,
+) -> impl Stream<Item = Result<Bytes, Infallible>> {
+    let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
+    let hint = stream::once(async move { Ok(Bytes::from(format!("retry: {retry}\n\n"))) });
+    let frames = stream::unfold(watch, move |mut watch| async move {
+        let frame = tokio::select! {
+            frame = watch.next() => frame?.sse(),
+            _ = tokio::time::sleep(keep_alive) => Bytes::from_static(b":\n\n"),
+        };
+        Some((Ok(frame), watch))
     });
     hint.chain(frames)
-}
-
-fn sse_event(frame: &Frame) -> Event {
-    let json = std::str::from_utf8(&frame.event.json).unwrap_or("{}");
-    Event::default()
-        .id(frame.event.seq.to_string())
-        .event(frame.kind.as_str())
-        .data(json)
 }

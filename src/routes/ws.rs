@@ -6,7 +6,7 @@ use crate::state::AppState;
 use crate::watch::{self, Frame, JobWatch, WatchStart};
 use axum::Router;
 use axum::extract::State;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
@@ -42,14 +42,10 @@ async fn job_socket(
         .on_upgrade(move |socket| serve(socket, start, ping_every, shutdown)))
 }
 
-/// The message for one frame: `{"event": kind, "seq": n, "job": {...}}`.
-pub fn text_frame(frame: &Frame) -> String {
-    let job = std::str::from_utf8(&frame.event.json).unwrap_or("{}");
-    format!(
-        r#"{{"event":"{}","seq":{},"job":{job}}}"#,
-        frame.kind.as_str(),
-        frame.event.seq
-    )
+/// The message for one frame: `{"event": kind, "seq": n, "job": {...}}`, shared by subscribers.
+fn text_message(frame: &Frame) -> Message {
+    let text = Utf8Bytes::try_from(frame.websocket()).expect("frames are built from UTF-8 JSON");
+    Message::Text(text)
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -96,7 +92,7 @@ async fn stream_frames(
             _ = shutdown.cancelled() => return Some(close(close_code::AWAY, "server shutting down")),
             frame = watch.next() => {
                 let frame = frame?;
-                sender.send(Message::Text(text_frame(&frame).into())).await.ok()?;
+                sender.send(text_message(&frame)).await.ok()?;
                 if frame.is_final() {
                     return Some(close(close_code::NORMAL, "job finished"));
                 }
