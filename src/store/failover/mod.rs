@@ -6,16 +6,17 @@
 //! higher `seq` wins), or every known job if Redis's data epoch shows it lost its data, and the
 //! queue and leases held in memory move to Redis. Then the instance switches back.
 
+mod resync;
+
 use super::listing::{JobPage, ListQuery};
-use super::redis::Restored;
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, JobStatus};
+use crate::job::{Change, Job, JobId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 /// First wait before retrying Redis; doubled after each failure up to [`RECOVERY_MAX_BACKOFF`].
 pub const RECOVERY_MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -129,103 +130,6 @@ impl Store {
         if !self.shared.recovering.swap(true, Ordering::AcqRel) {
             tokio::spawn(self.clone().recover());
         }
-    }
-
-    /// Retries Redis until it answers, writes back, then switches back.
-    async fn recover(self) {
-        let mut backoff = RECOVERY_MIN_BACKOFF;
-        loop {
-            tokio::select! {
-                _ = self.shared.shutdown.cancelled() => break,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            match self.resync().await {
-                Ok(restored) => {
-                    info!(
-                        restored,
-                        "Redis is back: switched back from the in-memory store"
-                    );
-                    break;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, retry_in_ms = backoff.as_millis() as u64, "Redis still unreachable");
-                    backoff = (backoff * 2).min(RECOVERY_MAX_BACKOFF);
-                }
-            }
-        }
-        self.shared.recovering.store(false, Ordering::Release);
-    }
-
-    /// Writes back what changed while degraded, moves queue and leases, and switches to Redis.
-    /// Returns how many jobs Redis did not have in the state written back.
-    async fn resync(&self) -> Result<usize, StoreError> {
-        self.shared.redis.reconnect().await?;
-        let epoch = self.shared.redis.epoch().await?;
-        let previous = self
-            .shared
-            .epoch
-            .lock()
-            .expect("epoch lock")
-            .replace(epoch.clone());
-        let data_lost = previous.is_some_and(|previous| previous != epoch);
-        if data_lost {
-            warn!(
-                "Redis lost its data (its epoch changed): restoring every job this instance knows"
-            );
-        }
-        // The bulk of the work while requests still go to memory...
-        let mut restored = self.write_back(data_lost).await?;
-        // ...then, with memory writes held for a moment, what changed meanwhile, and the switch.
-        let _gate = self.shared.switch_gate.write().await;
-        restored += self.write_back(false).await?;
-        let mut queued = self.shared.memory.take_queue();
-        if data_lost {
-            // Redis's queue went with its data: queue again every pending job a worker would run.
-            let pending =
-                self.shared.memory.jobs(None).into_iter().filter(|job| {
-                    job.status == JobStatus::Pending && job.kind == DEEP_RESEARCH_KIND
-                });
-            queued.extend(pending.map(|job| job.job_id));
-        }
-        let leased = self.shared.memory.leased();
-        self.shared
-            .redis
-            .restore_work(&queued, &leased, self.shared.lease)
-            .await?;
-        self.shared.degraded.store(false, Ordering::Release);
-        Ok(restored)
-    }
-
-    /// Writes back the dirty jobs (or every known job), per job keeping the higher seq.
-    async fn write_back(&self, everything: bool) -> Result<usize, StoreError> {
-        let dirty: Vec<JobId> = std::mem::take(&mut *self.shared.dirty.lock().expect("dirty lock"))
-            .into_iter()
-            .collect();
-        let jobs = self
-            .shared
-            .memory
-            .jobs((!everything).then_some(dirty.as_slice()));
-        let mut restored = 0;
-        for (done, job) in jobs.iter().enumerate() {
-            let restored_job = match self.shared.redis.restore(job).await {
-                Ok(outcome) => self.shared.redis.index(job).await.map(|()| outcome),
-                Err(error) => Err(error),
-            };
-            match restored_job {
-                Ok(Restored::Kept) => {}
-                Ok(_) => restored += 1,
-                Err(error) => {
-                    // Keep what is not written back yet for the next attempt.
-                    self.shared
-                        .dirty
-                        .lock()
-                        .expect("dirty lock")
-                        .extend(jobs[done..].iter().map(|j| j.job_id));
-                    return Err(error);
-                }
-            }
-        }
-        Ok(restored)
     }
 
     fn mark_dirty(&self, id: JobId) {
