@@ -93,14 +93,7 @@ async fn an_abandoned_job_is_requeued_with_its_progress_and_resumed_by_another_w
         (resumed["status"].as_str(), resumed["attempt"].as_u64()),
         (Some("completed"), Some(2))
     );
-    let progress: Vec<u64> = events
-        .iter()
-        .map(|e| e.json()["progress"].as_u64().unwrap())
-        .collect();
-    assert!(
-        progress.windows(2).all(|p| p[0] <= p[1]),
-        "never backwards: {progress:?}"
-    );
+    assert_progress_never_decreases(&events, "the resumed job");
     let fresh = worker.start_research("Resumed", ingredients).await;
     let uninterrupted = worker.wait_until_finished(&fresh).await;
     assert_eq!(

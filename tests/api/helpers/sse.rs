@@ -122,3 +122,18 @@ fn parse_block(block: &str) -> Option<SseEvent> {
     event.data = data_lines.join("\n");
     any.then_some(event)
 }
+
+/// Asserts that the `progress` of the events' jobs never goes down, in the order received.
+pub fn assert_progress_never_decreases<'a>(
+    events: impl IntoIterator<Item = &'a SseEvent>,
+    what: &str,
+) {
+    let progress: Vec<u64> = events
+        .into_iter()
+        .map(|e| e.json()["progress"].as_u64().unwrap())
+        .collect();
+    assert!(
+        progress.windows(2).all(|p| p[0] <= p[1]),
+        "{what} went backwards: {progress:?}"
+    );
+}
