@@ -34,7 +34,7 @@ pub enum StoreError {
 pub struct CleanupReport {
     /// Expired jobs removed from the in-memory store (Redis expires its keys by itself).
     pub purged_jobs: usize,
-    /// Queue and lease entries removed because their job no longer exists.
+    /// Queue, lease and job-index entries removed because their job no longer exists.
     pub purged_index_entries: usize,
 }
 

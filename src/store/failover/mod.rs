@@ -111,9 +111,14 @@ impl Store {
 
     /// Purges expired jobs and stale queue and lease entries.
     pub async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
+        let purged_jobs = self.shared.memory.purge_expired().await?;
+        let pruned_index = match self.is_degraded() {
+            true => 0, // the memory store's index went with the jobs it purged
+            false => self.shared.redis.prune_index().await?,
+        };
         Ok(CleanupReport {
-            purged_jobs: self.purge_expired().await?,
-            purged_index_entries: self.purge_orphans().await?,
+            purged_jobs,
+            purged_index_entries: self.purge_orphans().await? + pruned_index,
         })
     }
 
