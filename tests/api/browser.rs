@@ -147,6 +147,11 @@ async fn the_dashboard_lists_recent_jobs_and_updates_them_live() {
         .wait_for_text(&format!("{row} .status"), "completed")
         .await;
     browser.screenshot("dashboard").await;
+
+    browser.click(&format!("{row} button")).await; // open it from the list
+    browser.wait_for_text("#job-id", &live).await;
+    browser.wait_for_text("#status", "completed").await;
+    browser.wait_for_text("#connection", "finished").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
