@@ -123,6 +123,12 @@ pub struct JobWatch {
     finished: bool,
 }
 
+/// A client's resume point (`Last-Event-ID`, `?last_event_id=`, `?last_seq=`): a seq, or `None`
+/// for anything that is not one (which then gets a fresh snapshot).
+pub fn resume_point(text: Option<&str>) -> Option<u64> {
+    text.and_then(|text| text.trim().parse().ok())
+}
+
 /// Starts watching `job_id` for a client that already has state `resume_from` (if any).
 ///
 /// Resuming from the current seq sends no snapshot; any other value — older, unknown, garbage —

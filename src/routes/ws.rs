@@ -33,7 +33,7 @@ async fn job_socket(
     JobIdPath(job_id): JobIdPath,
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
-    let resume_from = query.last_seq.and_then(|seq| seq.trim().parse().ok());
+    let resume_from = watch::resume_point(query.last_seq.as_deref());
     let start = watch::start(&state, job_id, resume_from).await?;
     let shutdown = state.shutdown.clone();
     let ping_every = Duration::from_secs(state.config.ws_ping_secs);
