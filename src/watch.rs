@@ -10,6 +10,7 @@ use crate::job::{JobId, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
 use bytes::{Bytes, BytesMut};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long a new watcher waits for the Redis subscription before reading the snapshot anyway.
@@ -63,44 +64,38 @@ impl Frame {
     /// The SSE event: `id: <seq>`, `event: <kind>`, `data: <job JSON>`. A change's event is built
     /// once and shared by every subscriber; a snapshot is built per stream.
     pub fn sse(&self) -> Bytes {
-        let build = || {
-            let mut frame = BytesMut::with_capacity(self.event.json.len() + 48);
-            frame.extend_from_slice(
-                format!(
-                    "id: {}\nevent: {}\ndata: ",
-                    self.event.seq,
-                    self.kind.as_str()
-                )
-                .as_bytes(),
-            );
-            frame.extend_from_slice(&self.event.json);
-            frame.extend_from_slice(b"\n\n");
-            frame.freeze()
-        };
-        match self.kind {
-            FrameKind::Snapshot => build(),
-            _ => self.event.frames.sse.get_or_init(build).clone(),
-        }
+        let head = format!(
+            "id: {}\nevent: {}\ndata: ",
+            self.event.seq,
+            self.kind.as_str()
+        );
+        self.framed(&self.event.frames.sse, head, "\n\n")
     }
 
     /// The WebSocket message: `{"event": <kind>, "seq": <seq>, "job": <job JSON>}`, shared the
     /// same way.
     pub fn websocket(&self) -> Bytes {
+        let head = format!(
+            r#"{{"event":"{}","seq":{},"job":"#,
+            self.kind.as_str(),
+            self.event.seq
+        );
+        self.framed(&self.event.frames.websocket, head, "}")
+    }
+
+    /// The job JSON between `head` and `tail`, cached in `shared` unless this is a snapshot.
+    fn framed(&self, shared: &OnceLock<Bytes>, head: String, tail: &str) -> Bytes {
         let build = || {
-            let mut frame = BytesMut::with_capacity(self.event.json.len() + 48);
-            let head = format!(
-                r#"{{"event":"{}","seq":{},"job":"#,
-                self.kind.as_str(),
-                self.event.seq
-            );
+            let mut frame =
+                BytesMut::with_capacity(head.len() + self.event.json.len() + tail.len());
             frame.extend_from_slice(head.as_bytes());
             frame.extend_from_slice(&self.event.json);
-            frame.extend_from_slice(b"}");
+            frame.extend_from_slice(tail.as_bytes());
             frame.freeze()
         };
         match self.kind {
             FrameKind::Snapshot => build(),
-            _ => self.event.frames.websocket.get_or_init(build).clone(),
+            _ => shared.get_or_init(build).clone(),
         }
     }
 }

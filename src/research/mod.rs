@@ -79,8 +79,11 @@ impl ResearchInput {
         let mut seen = std::collections::HashSet::new();
         self.ingredients
             .iter()
+            .filter(|i| {
+                let key = normalize(i);
+                !key.is_empty() && seen.insert(key)
+            })
             .map(|i| i.trim().to_owned())
-            .filter(|i| !normalize(i).is_empty() && seen.insert(normalize(i)))
             .collect()
     }
 }

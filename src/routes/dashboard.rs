@@ -35,8 +35,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `POST /api/v4/session` with the bearer token: sets the session cookie EventSource will send.
 /// Without `ADMIN_TOKEN` there is nothing to sign in to (loopback clients are admitted as such).
-async fn sign_in(State(state): State<AppState>, admin: Admin) -> Response {
-    let _ = admin;
+async fn sign_in(_: Admin, State(state): State<AppState>) -> Response {
     let Some(token) = &state.config.admin_token else {
         return StatusCode::NO_CONTENT.into_response();
     };

@@ -39,7 +39,9 @@ async fn job_events(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
-    let header = headers.get("last-event-id").and_then(|value| value.to_str().ok());
+    let header = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok());
     let resume_from = watch::resume_point(header.or(query.last_event_id.as_deref()));
     let watch = match watch::start(&state, job_id, resume_from).await? {
         WatchStart::AlreadyFinal(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
