@@ -5,7 +5,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[tokio::test]
 async fn a_password_protected_redis_is_used_when_the_url_carries_the_password() {
@@ -105,31 +104,16 @@ async fn a_rediss_url_connects_over_tls_verifying_the_certificate() {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_jobcast"))
-        .env("HOST", "127.0.0.1")
-        .env("PORT", "0")
-        .env("REDIS_URL", format!("rediss://localhost:{}", redis.port))
-        .env("SSL_CERT_FILE", redis.dir.path().join("ca.pem"))
-        .env("REDIS_CONNECT_TIMEOUT_MS", "3000")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(PATIENCE, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .expect("a log line");
-        let entry: Value = serde_json::from_str(&line).unwrap();
-        if entry["fields"]["message"] == "jobcast listening" {
-            break entry["fields"]["addr"].as_str().unwrap().to_owned();
-        }
-    };
+    let url = format!("rediss://localhost:{}", redis.port);
+    let ca = redis.dir.path().join("ca.pem");
+    let server = ServerProcess::start(&[
+        ("REDIS_URL", url.as_str()),
+        ("SSL_CERT_FILE", ca.to_str().unwrap()),
+        ("REDIS_CONNECT_TIMEOUT_MS", "3000"),
+    ])
+    .await;
 
-    let ready = reqwest::get(format!("http://{addr}/ready")).await.unwrap();
+    let ready = reqwest::get(server.url("/ready")).await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let ready: Value = ready.json().await.unwrap();
     assert_eq!(ready["backend"], "redis", "{ready}");
