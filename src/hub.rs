@@ -104,6 +104,22 @@ impl Hub {
         }
     }
 
+    /// Publishes `job`'s new state to this instance's watchers of it and of every job,
+    /// serialising it only when someone listens (the memory store's write path).
+    pub fn publish_job(&self, job: &Job) {
+        let (for_job, for_all) = (self.is_watched(job.job_id), self.is_watching_all());
+        if !(for_job || for_all) {
+            return;
+        }
+        let event = JobEvent::from(job);
+        if for_all {
+            self.publish_to_all(event.clone());
+        }
+        if for_job {
+            self.publish(event);
+        }
+    }
+
     /// Delivers `event` to this instance's watchers of every job, if there are any.
     pub fn publish_to_all(&self, event: JobEvent) {
         if let Some(topic) = &*self.shared.all.lock().expect("hub lock poisoned") {

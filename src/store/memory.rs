@@ -5,7 +5,7 @@
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, StoreError, WorkQueue};
-use crate::hub::{Hub, JobEvent};
+use crate::hub::Hub;
 use crate::job::{Change, Job, JobId, Outcome, Timestamp};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -106,9 +106,7 @@ impl MemoryStore {
     }
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
-        let event = JobEvent::from(&job);
-        self.shared.hub.publish(event.clone());
-        self.shared.hub.publish_to_all(event);
+        self.shared.hub.publish_job(&job);
         state.insert(job, Instant::now() + self.shared.ttl);
     }
 }
