@@ -157,14 +157,10 @@ async fn long_poll(
     };
     match newer {
         Some(frame) => Ok(event_response(&frame.event, StatusCode::OK)),
-        None => {
-            let job = state
-                .store
-                .get(job_id)
-                .await?
-                .ok_or(ApiError::JobNotFound)?;
-            Ok(job_response(&job, StatusCode::OK))
-        }
+        None => Ok(event_response(
+            &current_state(state, job_id).await?,
+            StatusCode::OK,
+        )),
     }
 }
 
