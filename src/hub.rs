@@ -7,6 +7,7 @@
 use crate::job::{Job, JobId, JobStatus, Timestamp};
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -83,6 +84,8 @@ struct Shared {
     relay: OnceLock<mpsc::UnboundedSender<Interest>>,
     /// Every job's events, for dashboards; `None` while nobody watches them all.
     all: Mutex<Option<Topic>>,
+    /// Set by [`Hub::close`]: no topic is kept from then on.
+    closed: AtomicBool,
 }
 
 struct Topic {
@@ -131,6 +134,13 @@ impl Hub {
     pub fn subscribe_all(&self) -> AllJobsSubscription {
         let relay = self.shared.relay.get();
         let mut all = self.shared.all.lock().expect("hub lock poisoned");
+        if self.shared.closed.load(Ordering::Acquire) {
+            return AllJobsSubscription {
+                hub: self.clone(),
+                receiver: closed_channel(),
+                relayed: watch::channel(false).1,
+            };
+        }
         let topic = all.get_or_insert_with(|| {
             if let Some(relay) = relay {
                 let _ = relay.send(Interest::WatchAll);
@@ -152,10 +162,23 @@ impl Hub {
         self.shared.all.lock().expect("hub lock poisoned").is_some()
     }
 
+    /// Ends every subscription (each gets `None` after what it has buffered) and every later
+    /// one at once: the server is shutting down. One call here instead of a shutdown future
+    /// polled by every stream on every delivery.
+    pub fn close(&self) {
+        let mut topics = self.topics();
+        self.shared.closed.store(true, Ordering::Release);
+        topics.clear();
+        *self.shared.all.lock().expect("hub lock poisoned") = None;
+    }
+
     /// Starts receiving the events of `job_id`.
     pub fn subscribe(&self, job_id: JobId) -> Subscription {
         let relay = self.shared.relay.get();
         let mut topics = self.topics();
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Subscription::closed(self.clone(), job_id);
+        }
         let topic = topics.entry(job_id).or_insert_with(|| {
             if let Some(relay) = relay {
                 let _ = relay.send(Interest::Watch(job_id));
@@ -220,6 +243,11 @@ impl Hub {
     }
 }
 
+/// A receiver whose sender is gone: it yields nothing and ends at once.
+fn closed_channel() -> broadcast::Receiver<JobEvent> {
+    broadcast::channel(1).1
+}
+
 /// A subscriber's end of one job's channel; the channel is removed when the last one drops.
 pub struct Subscription {
     hub: Hub,
@@ -229,6 +257,16 @@ pub struct Subscription {
 }
 
 impl Subscription {
+    /// A subscription that has already ended, for watchers arriving after [`Hub::close`].
+    fn closed(hub: Hub, job_id: JobId) -> Self {
+        Self {
+            hub,
+            job_id,
+            receiver: closed_channel(),
+            relayed: watch::channel(false).1,
+        }
+    }
+
     /// Waits until updates of this job reach this instance (the relay's Redis subscription is
     /// active), for at most `limit`. Returns whether they do.
     pub async fn relayed(&mut self, limit: Duration) -> bool {
@@ -379,5 +417,21 @@ mod tests {
         drop(second);
         assert_eq!(interest.recv().await, Some(Interest::Unwatch(id)));
         assert!(interest.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn closing_ends_every_subscription_after_what_it_has_buffered_and_every_later_one() {
+        let hub = Hub::default();
+        let id = JobId::new();
+        let mut subscription = hub.subscribe(id);
+        let mut everything = hub.subscribe_all();
+        hub.publish(event(id, 2));
+        hub.close();
+        assert_eq!(subscription.next().await.unwrap().seq, 2);
+        assert!(subscription.next().await.is_none());
+        assert!(everything.next().await.is_none());
+        assert!(hub.subscribe(id).next().await.is_none());
+        assert!(hub.subscribe_all().next().await.is_none());
+        assert!(hub.watched().is_empty());
     }
 }

@@ -24,6 +24,7 @@ pub mod job;
 pub mod pubsub;
 pub mod research;
 pub mod routes;
+pub mod serve;
 pub mod shutdown;
 pub mod startup;
 pub mod state;

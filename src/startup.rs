@@ -6,8 +6,9 @@ use crate::hub::Hub;
 use crate::routes;
 use crate::state::AppState;
 use crate::store::{JobStore, MemoryStore, RedisStore, Store};
-use crate::{pubsub, worker};
+use crate::{pubsub, serve, worker};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use redis::aio::ConnectionManagerConfig;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::info;
 
 /// How long one Redis command may take before it fails (and the store falls back to memory).
@@ -87,6 +89,7 @@ impl App {
         worker::spawn_sweeper(&state);
         tokio::spawn(purge_periodically(state.clone()));
         tokio::spawn(evict_idle_cache(state.clone()));
+        tokio::spawn(close_streams_at_shutdown(state.clone()));
         info!(
             addr = %self.local_addr(),
             backend = ?state.store.kind(),
@@ -95,8 +98,12 @@ impl App {
         );
         let app = routes::router(state.clone());
         let stop = state.shutdown.clone();
+        let direct_streams = TaskTracker::new();
+        let listener = serve::Listener::spawn(self.listener, state.clone(), direct_streams.clone())
+            .context("listener has no address")?
+            .tap_io(|_| {});
         let serving = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
@@ -106,6 +113,10 @@ impl App {
         let stopping = async {
             state.shutdown.cancelled().await;
             workers.stop(state.config.shutdown_grace()).await;
+            // `Hub::close` has ended every stream; let them write their last bytes.
+            direct_streams.close();
+            let _ =
+                tokio::time::timeout(state.config.shutdown_grace(), direct_streams.wait()).await;
         };
         let (served, ()) = tokio::join!(serving, stopping);
         served.context("server error")?;
@@ -125,6 +136,12 @@ async fn purge_periodically(state: AppState) {
             tracing::debug!(purged, "expired jobs purged from memory");
         }
     }
+}
+
+/// Ends every job stream (SSE, WebSocket, dashboard) when shutdown begins.
+async fn close_streams_at_shutdown(state: AppState) {
+    state.shutdown.cancelled().await;
+    state.hub.close();
 }
 
 async fn evict_idle_cache(state: AppState) {

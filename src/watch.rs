@@ -64,28 +64,33 @@ impl Frame {
     /// The SSE event: `id: <seq>`, `event: <kind>`, `data: <job JSON>`. A change's event is built
     /// once and shared by every subscriber; a snapshot is built per stream.
     pub fn sse(&self) -> Bytes {
-        let head = format!(
-            "id: {}\nevent: {}\ndata: ",
-            self.event.seq,
-            self.kind.as_str()
-        );
-        self.framed(&self.event.frames.sse, head, "\n\n")
+        self.framed(
+            &self.event.frames.sse,
+            |kind, seq| format!("id: {seq}\nevent: {kind}\ndata: "),
+            "\n\n",
+        )
     }
 
     /// The WebSocket message: `{"event": <kind>, "seq": <seq>, "job": <job JSON>}`, shared the
     /// same way.
     pub fn websocket(&self) -> Bytes {
-        let head = format!(
-            r#"{{"event":"{}","seq":{},"job":"#,
-            self.kind.as_str(),
-            self.event.seq
-        );
-        self.framed(&self.event.frames.websocket, head, "}")
+        self.framed(
+            &self.event.frames.websocket,
+            |kind, seq| format!(r#"{{"event":"{kind}","seq":{seq},"job":"#),
+            "}",
+        )
     }
 
-    /// The job JSON between `head` and `tail`, cached in `shared` unless this is a snapshot.
-    fn framed(&self, shared: &OnceLock<Bytes>, head: String, tail: &str) -> Bytes {
+    /// The job JSON between `head(kind, seq)` and `tail`, cached in `shared` unless this is a
+    /// snapshot. Subscribers after the first only clone the shared bytes.
+    fn framed(
+        &self,
+        shared: &OnceLock<Bytes>,
+        head: impl FnOnce(&str, u64) -> String,
+        tail: &str,
+    ) -> Bytes {
         let build = || {
+            let head = head(self.kind.as_str(), self.event.seq);
             let mut frame =
                 BytesMut::with_capacity(head.len() + self.event.json.len() + tail.len());
             frame.extend_from_slice(head.as_bytes());

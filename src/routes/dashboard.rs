@@ -15,7 +15,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::stream::{self, StreamExt};
+use futures::stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
@@ -128,7 +128,6 @@ async fn all_job_events(_: Admin, State(state): State<AppState>) -> Response {
     );
     let keep_alive =
         KeepAlive::new().interval(Duration::from_secs(state.config.sse_keepalive_secs));
-    let events = events.take_until(state.shutdown.clone().cancelled_owned());
     let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
     response
         .headers_mut()

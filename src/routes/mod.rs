@@ -5,7 +5,7 @@ mod dashboard;
 mod health;
 mod jobs;
 mod page;
-mod sse;
+pub mod sse;
 mod ws;
 
 use crate::error::ApiError;

@@ -2,24 +2,34 @@
 
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
+use crate::job::JobId;
 use crate::state::AppState;
 use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 /// The reconnect delay suggested to clients, before jitter, in milliseconds.
 pub const SSE_RETRY_BASE_MS: u64 = 1_000;
 /// Up to this much random delay is added per stream, so a restart's reconnects are spread out.
 pub const SSE_RETRY_JITTER_MS: u64 = 2_000;
+
+/// The response headers of every event stream, whichever way it is served.
+pub const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
+    ("content-type", "text/event-stream"),
+    ("cache-control", "no-cache"),
+    ("x-accel-buffering", "no"),
+];
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v4/job/{job_id}/events", get(job_events))
@@ -33,6 +43,10 @@ struct ResumeQuery {
 
 /// Snapshot first (unless the client resumes from the current seq), then one event per change,
 /// then the end of the stream after the terminal state. `204` when the client already has it.
+///
+/// Most streams never reach this handler: `crate::serve` answers a connection whose first
+/// request is for a job's events straight from the socket. This serves the rest (a keep-alive
+/// connection reused for a stream, or a request the sniffer does not take).
 async fn job_events(
     State(state): State<AppState>,
     JobIdPath(job_id): JobIdPath,
@@ -43,35 +57,86 @@ async fn job_events(
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
     let resume_from = watch::resume_point(header.or(query.last_event_id.as_deref()));
-    let watch = match watch::start(&state, job_id, resume_from).await? {
-        WatchStart::AlreadyFinal(_) => return Ok(StatusCode::NO_CONTENT.into_response()),
+    let Some(events) = open(&state, job_id, resume_from).await? else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let mut response = Body::from_stream(events.map(Ok::<_, Infallible>)).into_response();
+    for (name, value) in EVENT_STREAM_HEADERS {
+        response.headers_mut().insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    Ok(response)
+}
+
+/// Opens `job_id`'s events for a client that has state `resume_from`: the bytes to send, or
+/// `None` when the client already has the final state. The stream ends after the final frame,
+/// and at shutdown (`Hub::close` ends the watch).
+pub async fn open(
+    state: &AppState,
+    job_id: JobId,
+    resume_from: Option<u64>,
+) -> Result<Option<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
+    let watch = match watch::start(state, job_id, resume_from).await? {
+        WatchStart::AlreadyFinal(_) => return Ok(None),
         WatchStart::Streaming(watch) => watch,
     };
     let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs);
-    let events =
-        event_stream(watch, keep_alive).take_until(state.shutdown.clone().cancelled_owned());
-    let headers = [
-        (header::CONTENT_TYPE, "text/event-stream"),
-        (header::CACHE_CONTROL, "no-cache"),
-        (HeaderName::from_static("x-accel-buffering"), "no"),
-    ];
-    Ok((headers, Body::from_stream(events)).into_response())
+    Ok(Some(event_stream(watch, keep_alive)))
 }
 
 /// A `retry:` hint, then the watch's frames, with a keep-alive comment whenever the stream has
 /// been quiet for `keep_alive`. Each change's bytes are shared by every subscriber.
-fn event_stream(
-    watch: JobWatch,
-    keep_alive: Duration,
-) -> impl Stream<Item = Result<Bytes, Infallible>> {
+///
+/// The keep-alive timer is not re-armed per frame (that would cost a timer-wheel update per
+/// delivery): when it fires, it checks when the last frame went out and sleeps again if that was
+/// recent.
+fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Bytes> {
     let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
-    let hint = stream::once(async move { Ok(Bytes::from(format!("retry: {retry}\n\n"))) });
-    let frames = stream::unfold(watch, move |mut watch| async move {
-        let frame = tokio::select! {
-            frame = watch.next() => frame?.sse(),
-            _ = tokio::time::sleep(keep_alive) => Bytes::from_static(b":\n\n"),
-        };
-        Some((Ok(frame), watch))
+    let hint = stream::once(async move { Bytes::from(format!("retry: {retry}\n\n")) });
+    let feed = Feed {
+        watch,
+        keep_alive,
+        quiet: Box::pin(tokio::time::sleep(keep_alive)),
+        last_sent: Instant::now(),
+    };
+    let frames = stream::unfold(feed, |mut feed| async move {
+        let bytes = feed.next().await?;
+        Some((bytes, feed))
     });
     hint.chain(frames)
+}
+
+/// A watch and its keep-alive timer.
+struct Feed {
+    watch: JobWatch,
+    keep_alive: Duration,
+    quiet: Pin<Box<Sleep>>,
+    last_sent: Instant,
+}
+
+impl Feed {
+    /// The next frame's bytes or a keep-alive comment; `None` after the final frame.
+    async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            tokio::select! {
+                biased; // a ready frame is sent without looking at the timer
+                frame = self.watch.next() => {
+                    self.last_sent = Instant::now();
+                    return Some(frame?.sse());
+                }
+                () = self.quiet.as_mut() => {
+                    let due = self.last_sent + self.keep_alive;
+                    if due > Instant::now() {
+                        self.quiet.as_mut().reset(due);
+                        continue;
+                    }
+                    self.last_sent = Instant::now();
+                    self.quiet.as_mut().reset(self.last_sent + self.keep_alive);
+                    return Some(Bytes::from_static(b":\n\n"));
+                }
+            }
+        }
+    }
 }

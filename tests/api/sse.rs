@@ -275,3 +275,55 @@ async fn the_instance_subscribes_to_a_jobs_channel_only_while_someone_watches() 
     let ready: serde_json::Value = app.get("/ready").await.json().await.unwrap();
     assert_eq!(ready["pubsub_connected"], true);
 }
+
+#[tokio::test]
+async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.start_research("Cola", json!(["water"])).await;
+    let final_seq = app.wait_until_finished(&id).await["seq"].as_u64().unwrap();
+    let unknown = app.url(&format!("/api/v4/job/{}/events", uuid::Uuid::new_v4()));
+
+    // A new connection's first request is answered straight from the socket and then closed;
+    // after another request on a kept-alive connection, the axum route answers.
+    let kept_alive = reqwest::Client::new();
+    for (client, direct) in [(reqwest::Client::new(), true), (kept_alive.clone(), false)] {
+        if !direct {
+            kept_alive
+                .get(app.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        let mut stream = SseStream::connect_with(&client, &events_url(&app, &id), None).await;
+        assert_eq!(stream.status, StatusCode::OK);
+        assert_eq!(stream.headers["content-type"], "text/event-stream");
+        assert_eq!(stream.headers.contains_key("connection"), direct);
+        let events = stream.collect_until_end().await;
+        assert_eq!(events.len(), 1, "direct: {direct}");
+        assert_eq!((events[0].kind(), events[0].seq()), ("snapshot", final_seq));
+
+        let done = SseStream::connect_with(&client, &events_url(&app, &id), Some(final_seq)).await;
+        assert_eq!(done.status, StatusCode::NO_CONTENT, "direct: {direct}");
+
+        if !direct {
+            kept_alive
+                .get(app.url("/health"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+        }
+        let missing = client.get(&unknown).send().await.unwrap();
+        assert_eq!(missing.headers().contains_key("connection"), direct);
+        assert_eq!(
+            detail_of(missing, StatusCode::NOT_FOUND).await,
+            "Job not found"
+        );
+    }
+}

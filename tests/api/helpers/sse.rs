@@ -41,11 +41,18 @@ pub struct SseStream {
 }
 
 impl SseStream {
-    /// `GET url`, with `Last-Event-ID` when given.
+    /// `GET url` on a new connection, with `Last-Event-ID` when given.
     pub async fn connect(url: &str, last_event_id: Option<u64>) -> Self {
-        let mut request = reqwest::Client::new()
-            .get(url)
-            .header("accept", "text/event-stream");
+        Self::connect_with(&reqwest::Client::new(), url, last_event_id).await
+    }
+
+    /// `GET url` through `client`, which may reuse a kept-alive connection.
+    pub async fn connect_with(
+        client: &reqwest::Client,
+        url: &str,
+        last_event_id: Option<u64>,
+    ) -> Self {
+        let mut request = client.get(url).header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }

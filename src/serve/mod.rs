@@ -1,0 +1,130 @@
+//! Accepting connections. A connection whose first request is for a job's events is served
+//! straight from the socket ([`direct`]); every other connection goes to axum, its first bytes
+//! replayed ([`rewind`]).
+//!
+//! Streams are most of what this server holds open, and through hyper each one cost 24 KiB of
+//! buffers and several layers of polling per delivery (see BENCHMARKS.md). A request the
+//! sniffer does not take — a stream on a reused keep-alive connection included — is answered by
+//! the axum route with the same semantics.
+
+mod direct;
+mod rewind;
+pub mod sniff;
+
+use crate::state::AppState;
+use bytes::BytesMut;
+use rewind::Rewound;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+/// How much of a connection's first bytes the sniffer reads (a request head for a stream is
+/// far smaller; a larger head is handed to axum whole anyway).
+pub const SNIFF_BUFFER_BYTES: usize = 2 * 1024;
+/// How long a new connection may stay silent before it is closed.
+pub const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections sniffed and waiting for axum to take them.
+pub const HANDOFF_QUEUE: usize = 1024;
+/// How long accepting pauses after an error such as running out of file descriptors.
+pub const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// The listener axum serves: the connections that are not direct event streams.
+pub struct Listener {
+    connections: mpsc::Receiver<(Rewound, SocketAddr)>,
+    local_addr: SocketAddr,
+}
+
+impl Listener {
+    /// Starts accepting on `listener` until shutdown. Direct streams run on `streams`, so the
+    /// caller can wait for them to finish.
+    pub fn spawn(listener: TcpListener, state: AppState, streams: TaskTracker) -> io::Result<Self> {
+        let local_addr = listener.local_addr()?;
+        let (handoff, connections) = mpsc::channel(HANDOFF_QUEUE);
+        tokio::spawn(accept(listener, state, handoff, streams));
+        Ok(Self {
+            connections,
+            local_addr,
+        })
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = Rewound;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.connections.recv().await {
+            Some(connection) => connection,
+            // Accepting stopped at shutdown; axum stops asking then too.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local_addr)
+    }
+}
+
+async fn accept(
+    listener: TcpListener,
+    state: AppState,
+    handoff: mpsc::Sender<(Rewound, SocketAddr)>,
+    streams: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                streams.spawn(route(stream, peer, state.clone(), handoff.clone()));
+            }
+            Err(error) if is_per_connection(&error) => {}
+            Err(error) => {
+                tracing::warn!(%error, "accept failed; pausing");
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Reads the connection's first bytes, then serves it directly or hands it to axum.
+async fn route(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    state: AppState,
+    handoff: mpsc::Sender<(Rewound, SocketAddr)>,
+) {
+    let mut head = BytesMut::with_capacity(SNIFF_BUFFER_BYTES);
+    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_buf(&mut head)).await {
+        Ok(Ok(read)) if read > 0 => {}
+        _ => return, // closed, failed or silent
+    }
+    match sniff::events_request(&head) {
+        Some(request) => {
+            drop(head);
+            direct::serve_events(stream, request, state).await;
+        }
+        None => {
+            let _ = handoff
+                .send((Rewound::new(head.freeze(), stream), peer))
+                .await;
+        }
+    }
+}
+
+/// Errors that concern one connection only (the peer gave up before it was accepted).
+fn is_per_connection(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
