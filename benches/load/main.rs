@@ -7,10 +7,11 @@
 //! reused buffers, so it disturbs the server as little as it can on a shared machine.
 
 mod client;
+mod floor;
 mod processes;
 mod scenarios;
 
-use scenarios::Transport;
+use scenarios::{Target, Transport};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -33,6 +34,9 @@ fn main() {
     if let Some(at) = args.iter().position(|arg| arg == "--serve-bare") {
         let threaded = tokio::runtime::Runtime::new().unwrap();
         return threaded.block_on(processes::serve_bare(&args[at + 1]));
+    }
+    if args.iter().any(|arg| arg == "--serve-floor") {
+        return runtime.block_on(floor::serve());
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let smoke = args.iter().any(|arg| arg == "--smoke");
@@ -78,14 +82,19 @@ async fn run(smoke: bool, only: Option<&str>) -> usize {
         results.push(scenarios::ingest(&settings).await);
     }
     if wanted("fanout") {
-        let every_20ms = Duration::from_millis(20);
-        results
-            .push(scenarios::fanout(Transport::Sse, subscribers, every_20ms, fast_updates).await);
-        results.push(
-            scenarios::fanout(Transport::WebSocket, subscribers, every_20ms, fast_updates).await,
-        );
-        let every_500ms = Duration::from_millis(500);
-        results.push(scenarios::fanout(Transport::Sse, big, every_500ms, slow_updates).await);
+        let fast = (subscribers, Duration::from_millis(20), fast_updates);
+        let slow = (big, Duration::from_millis(500), slow_updates);
+        let runs = [
+            (Target::Floor, Transport::Sse, fast),
+            (Target::Jobcast, Transport::Sse, fast),
+            (Target::Jobcast, Transport::WebSocket, fast),
+            (Target::Floor, Transport::Sse, slow),
+            (Target::Jobcast, Transport::Sse, slow),
+        ];
+        for (target, transport, (subscribers, interval, updates)) in runs {
+            let result = scenarios::fanout(target, transport, subscribers, interval, updates);
+            results.push(result.await);
+        }
     }
     if wanted("idle") {
         results.push(scenarios::idle(idle_streams).await);

@@ -75,6 +75,13 @@ impl Server {
         Self::spawn(command, "bare listening").await
     }
 
+    /// This binary as the fan-out floor (`floor.rs`).
+    pub async fn floor() -> Self {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.arg("--serve-floor");
+        Self::spawn(command, "floor listening").await
+    }
+
     async fn spawn(mut command: Command, ready_line: &str) -> Self {
         let mut child = command
             .stdout(Stdio::piped())

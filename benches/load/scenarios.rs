@@ -10,6 +10,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 type Latencies = Rc<RefCell<Histogram<u64>>>;
 
@@ -205,15 +206,35 @@ pub enum Transport {
     WebSocket,
 }
 
+/// Which server a fan-out runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Jobcast,
+    /// The machine's floor (`floor.rs`); SSE only.
+    Floor,
+}
+
 /// 4. One job, `subscribers` watchers, an update every `interval`, `updates` times.
 pub async fn fanout(
+    target: Target,
     transport: Transport,
     subscribers: usize,
     interval: Duration,
     updates: usize,
 ) -> Value {
-    let redis = Redis::start().await;
-    let server = Server::jobcast(&[("REDIS_URL", &redis.url()), ("WORKER_CONCURRENCY", "0")]).await;
+    let (_redis, server) = match target {
+        Target::Jobcast => {
+            let redis = Redis::start().await;
+            let vars = [
+                ("REDIS_URL", redis.url()),
+                ("WORKER_CONCURRENCY", "0".into()),
+            ];
+            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let server = Server::jobcast(&vars).await;
+            (Some(redis), server)
+        }
+        Target::Floor => (None, Server::floor().await),
+    };
     let id = create_job(server.addr).await;
     let sent: Rc<RefCell<Vec<Option<Instant>>>> = Rc::new(RefCell::new(vec![None; updates + 2]));
     let latencies = histogram();
@@ -249,7 +270,13 @@ pub async fn fanout(
             }
             Transport::WebSocket => {
                 let url = format!("ws://{}/api/v4/job/{id}/ws", server.addr);
-                let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+                // tungstenite zero-fills its read buffer before each read; its 128 KiB default
+                // would make the generator, not the server, the bottleneck.
+                let config = WebSocketConfig::default().read_buffer_size(4096);
+                let (socket, _) =
+                    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+                        .await
+                        .unwrap();
                 local.spawn_local(read_ws_seqs(socket, on_id));
             }
         }
@@ -287,7 +314,12 @@ pub async fn fanout(
     let expected = (subscribers * updates) as u64;
     let h = latencies.borrow();
     let (p50, p99, max) = percentiles_ms(&h);
-    json!({"scenario": format!("fanout-{transport:?}").to_lowercase(), "subscribers": subscribers,
+    let floor = if target == Target::Floor {
+        "-floor"
+    } else {
+        ""
+    };
+    json!({"scenario": format!("fanout-{transport:?}{floor}").to_lowercase(), "subscribers": subscribers,
            "updates": updates, "interval_ms": interval.as_millis() as u64,
            "delivered": delivered, "expected": expected,
            "delivered_pct": (delivered as f64 * 100.0 / expected.max(1) as f64 * 100.0).round() / 100.0,

@@ -1,0 +1,126 @@
+//! The fan-out floor: the cheapest correct SSE fan-out server this generator can drive, run as
+//! its own process (`--serve-floor`) so its CPU time is measured the same way as jobcast's.
+//!
+//! One thread; one task holds every subscriber's socket; each update is built once and written
+//! to each socket in turn, with no per-subscriber task, buffer or subscription. What it spends
+//! per delivery is mostly the kernel's cost of one small TCP write on loopback: the least any
+//! server can spend on this machine for the same deliveries.
+
+use crate::client::find;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// A job document of the size jobcast sends in the fan-out scenario.
+const JOB_JSON_BYTES: usize = 350;
+
+struct Floor {
+    subscribers: RefCell<Vec<TcpStream>>,
+    seq: Cell<u64>,
+    job: String,
+}
+
+/// `POST …/progress` publishes the next seq to every subscriber; any other `POST` answers a
+/// job id; a `GET` subscribes and gets the snapshot (seq 1).
+pub async fn serve() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    println!(
+        "{}",
+        serde_json::json!({"fields": {"message": "floor listening", "addr": addr}})
+    );
+    let mut job = String::from(
+        r#"{"job_id":"00000000-0000-4000-8000-000000000000","status":"processing","progress":50,"current_step":""#,
+    );
+    job.push_str(&"x".repeat(JOB_JSON_BYTES - job.len() - 2));
+    job.push_str(r#""}"#);
+    let floor = Rc::new(Floor {
+        subscribers: RefCell::new(Vec::new()),
+        seq: Cell::new(1),
+        job,
+    });
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                tokio::task::spawn_local(serve_connection(stream, floor.clone()));
+            }
+        })
+        .await;
+}
+
+async fn serve_connection(mut stream: TcpStream, floor: Rc<Floor>) {
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        let Some(head) = read_request(&mut stream, &mut buffer).await else {
+            return;
+        };
+        if head.starts_with("GET") {
+            let mut hello = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+            hello.extend_from_slice(&chunk(1, &floor.job));
+            if stream.write_all(&hello).await.is_ok() {
+                floor.subscribers.borrow_mut().push(stream);
+            }
+            return;
+        }
+        let body = if head.contains("/progress") {
+            let seq = floor.seq.get() + 1;
+            floor.seq.set(seq);
+            let chunk = chunk(seq, &floor.job);
+            let mut sockets = std::mem::take(&mut *floor.subscribers.borrow_mut());
+            for socket in &mut sockets {
+                let _ = socket.write_all(&chunk).await;
+            }
+            floor.subscribers.borrow_mut().append(&mut sockets);
+            format!(r#"{{"seq":{seq}}}"#)
+        } else {
+            r#"{"job_id":"00000000-0000-4000-8000-000000000000"}"#.to_owned()
+        };
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(response.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads one request (head and body); returns its head.
+async fn read_request(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<String> {
+    let mut filled = 0;
+    let end = loop {
+        if let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut buffer[filled..]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => filled += read,
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            let line = line.to_ascii_lowercase();
+            line.strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    while filled < end + 4 + length {
+        match stream.read(&mut buffer[filled..]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => filled += read,
+        }
+    }
+    Some(head)
+}
+
+/// One SSE event as an HTTP/1.1 chunk.
+fn chunk(seq: u64, job: &str) -> Vec<u8> {
+    let event = format!("id: {seq}\nevent: progress\ndata: {job}\n\n");
+    format!("{:x}\r\n{event}\r\n", event.len()).into_bytes()
+}
