@@ -101,7 +101,7 @@ impl App {
         let direct_streams = TaskTracker::new();
         let listener = serve::Listener::spawn(self.listener, state.clone(), direct_streams.clone())
             .context("listener has no address")?
-            .tap_io(|_| {});
+            .tap_io(|_| {}); // axum provides ConnectInfo<SocketAddr> for a tapped listener
         let serving = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -28,6 +28,7 @@ pub async fn serve_events(mut stream: TcpStream, request: EventsRequest, state: 
         Ok(None) => return write_response(stream, StatusCode::NO_CONTENT.into_response()).await,
         Err(error) => return write_response(stream, error.into_response()).await,
     };
+    let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
     let head = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
     if stream.write_all(&head).await.is_err() {
@@ -63,7 +64,8 @@ pub async fn serve_events(mut stream: TcpStream, request: EventsRequest, state: 
             }
         }
     }
-    tracing::debug!(job_id = %request.job_id, "event stream closed");
+    let seconds = opened_at.elapsed().as_secs_f64();
+    tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
 }
 
 /// How a response's body is delimited.
@@ -121,6 +123,9 @@ async fn write_response(mut stream: TcpStream, response: Response) {
 
 /// `data` as one HTTP/1.1 chunk, in one `writev` unless the socket takes it only in part.
 async fn write_chunk(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(()); // an empty chunk would end the response
+    }
     let mut size = [0u8; 20];
     let size_len = {
         let mut cursor = &mut size[..];

@@ -39,8 +39,8 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Starts accepting on `listener` until shutdown. Direct streams run on `streams`, so the
-    /// caller can wait for them to finish.
+    /// Starts accepting on `listener` until shutdown. Direct streams are tracked by `streams`,
+    /// so the caller can wait for them to finish.
     pub fn spawn(listener: TcpListener, state: AppState, streams: TaskTracker) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (handoff, connections) = mpsc::channel(HANDOFF_QUEUE);
@@ -83,7 +83,8 @@ async fn accept(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                streams.spawn(route(stream, peer, state.clone(), handoff.clone()));
+                let (state, handoff) = (state.clone(), handoff.clone());
+                tokio::spawn(route(stream, peer, state, handoff, streams.clone()));
             }
             Err(error) if is_per_connection(&error) => {}
             Err(error) => {
@@ -95,21 +96,32 @@ async fn accept(
 }
 
 /// Reads the connection's first bytes, then serves it directly or hands it to axum.
+///
+/// Only a direct stream is tracked (shutdown waits for it to write its end); a connection that
+/// is still silent when shutdown begins is closed, as is a stream requested after that (its
+/// client reconnects, to an instance that is not stopping).
 async fn route(
     mut stream: TcpStream,
     peer: SocketAddr,
     state: AppState,
     handoff: mpsc::Sender<(Rewound, SocketAddr)>,
+    streams: TaskTracker,
 ) {
     let mut head = BytesMut::with_capacity(SNIFF_BUFFER_BYTES);
-    match tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_buf(&mut head)).await {
-        Ok(Ok(read)) if read > 0 => {}
-        _ => return, // closed, failed or silent
+    let first_bytes = tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_buf(&mut head));
+    tokio::select! {
+        _ = state.shutdown.cancelled() => return,
+        read = first_bytes => match read {
+            Ok(Ok(read)) if read > 0 => {}
+            _ => return, // closed, failed or silent
+        },
     }
     match sniff::events_request(&head) {
+        Some(_) if state.shutdown.is_cancelled() => {}
         Some(request) => {
             drop(head);
-            direct::serve_events(stream, request, state).await;
+            let serving = direct::serve_events(stream, request, state);
+            streams.track_future(serving).await;
         }
         None => {
             let _ = handoff

@@ -43,21 +43,33 @@ pub fn events_request(head: &[u8]) -> Option<EventsRequest> {
         {
             return None;
         }
-        if header.name.eq_ignore_ascii_case("last-event-id") {
-            last_event_id = Some(std::str::from_utf8(header.value).ok()?.to_owned());
+        if header.name.eq_ignore_ascii_case("last-event-id") && last_event_id.is_none() {
+            // As the axum route reads it: the first one, if it is visible ASCII.
+            last_event_id = Some(visible_ascii(header.value));
         }
     }
-    if last_event_id.is_none() {
-        last_event_id = query.and_then(|query| {
-            form_urlencoded::parse(query.as_bytes())
-                .find(|(name, _)| name == "last_event_id")
-                .map(|(_, value)| value.into_owned())
-        });
+    let mut from_query = None;
+    if let Some(query) = query {
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if name == "last_event_id" {
+                if from_query.is_some() {
+                    return None; // a repeated parameter: axum answers it
+                }
+                from_query = Some(value.into_owned());
+            }
+        }
     }
+    let last_event_id = last_event_id.flatten().or(from_query);
     Some(EventsRequest {
         job_id,
         resume_from: watch::resume_point(last_event_id.as_deref()),
     })
+}
+
+/// `value` as text when it is visible ASCII (what `HeaderValue::to_str` accepts).
+fn visible_ascii(value: &[u8]) -> Option<String> {
+    let visible = value.iter().all(|&b| b == b'\t' || (32..127).contains(&b));
+    visible.then(|| String::from_utf8_lossy(value).into_owned())
 }
 
 #[cfg(test)]
@@ -84,6 +96,14 @@ mod tests {
         assert_eq!(sniff(&query).unwrap().resume_from, Some(5));
         let garbage = format!("GET /api/v4/job/{ID}/events?last_event_id=abc HTTP/1.1\r\n\r\n");
         assert_eq!(sniff(&garbage).unwrap().resume_from, None);
+        let first = format!(
+            "GET /api/v4/job/{ID}/events HTTP/1.1\r\nLast-Event-ID: 2\r\nLast-Event-ID: 9\r\n\r\n"
+        );
+        assert_eq!(sniff(&first).unwrap().resume_from, Some(2));
+        let not_ascii = format!(
+            "GET /api/v4/job/{ID}/events?last_event_id=4 HTTP/1.1\r\nLast-Event-ID: 5\u{e9}\r\n\r\n"
+        );
+        assert_eq!(sniff(&not_ascii).unwrap().resume_from, Some(4));
     }
 
     #[test]
@@ -97,6 +117,7 @@ mod tests {
             format!("GET /api/v4/job/{ID}/events HTTP/1.1\r\nHost: x\r\n"), // incomplete
             "GET /api/v4/job/not-a-uuid/events HTTP/1.1\r\n\r\n".to_owned(),
             format!("GET /api/v4/job/{ID}/ws HTTP/1.1\r\n\r\n"),
+            format!("GET /api/v4/job/{ID}/events?last_event_id=1&last_event_id=2 HTTP/1.1\r\n\r\n"),
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_owned(),
         ] {
             assert_eq!(sniff(&head), None, "{head:?}");
