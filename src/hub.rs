@@ -5,6 +5,7 @@
 //! the last one leaves, so each instance receives only the updates its own clients watch.
 
 use crate::job::{Job, JobId, JobStatus, Timestamp};
+use crate::sink::Sink;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -37,6 +38,8 @@ pub struct JobEvent {
 #[derive(Debug, Default)]
 pub struct Frames {
     pub sse: OnceLock<Bytes>,
+    /// The SSE event as one HTTP/1.1 chunk, for streams served straight on the socket.
+    pub sse_chunk: OnceLock<Bytes>,
     pub websocket: OnceLock<Bytes>,
 }
 
@@ -90,6 +93,8 @@ struct Shared {
 
 struct Topic {
     sender: broadcast::Sender<JobEvent>,
+    /// Direct streams of this job, written by the publisher itself ([`Sink`]).
+    sinks: Arc<Mutex<Vec<Arc<Sink>>>>,
     /// Whether the relay's Redis subscription for this job is active (always true without relay).
     relayed: watch::Sender<bool>,
 }
@@ -99,12 +104,30 @@ impl Hub {
         self.shared.topics.lock().expect("hub lock poisoned")
     }
 
-    /// Delivers `event` to this instance's subscribers of its job, if there are any.
+    /// Delivers `event` to this instance's subscribers of its job, if there are any: through
+    /// the broadcast channel, and written straight to the sockets of direct streams.
     pub fn publish(&self, event: JobEvent) {
-        if let Some(topic) = self.topics().get(&event.job_id) {
+        let sinks = {
+            let topics = self.topics();
+            let Some(topic) = topics.get(&event.job_id) else {
+                return;
+            };
             // An error only means every receiver has just gone; the last one's Drop prunes.
-            let _ = topic.sender.send(event);
+            let _ = topic.sender.send(event.clone());
+            topic.sinks.clone()
+        };
+        for sink in sinks.lock().expect("hub lock poisoned").iter() {
+            sink.offer(&event);
         }
+    }
+
+    /// Lets publishers of `job_id` write to `sink` until the guard drops. `None` when the job has
+    /// no subscription here (the caller must hold one) or the hub is closed.
+    pub fn attach_sink(&self, job_id: JobId, sink: Arc<Sink>) -> Option<SinkGuard> {
+        let topics = self.topics();
+        let sinks = topics.get(&job_id)?.sinks.clone();
+        sinks.lock().expect("hub lock poisoned").push(sink.clone());
+        Some(SinkGuard { sinks, sink })
     }
 
     /// Publishes `job`'s new state to this instance's watchers of it and of every job,
@@ -147,6 +170,7 @@ impl Hub {
             }
             Topic {
                 sender: broadcast::channel(ALL_JOBS_BUFFER).0,
+                sinks: Arc::default(),
                 relayed: watch::channel(relay.is_none()).0,
             }
         });
@@ -168,6 +192,11 @@ impl Hub {
     pub fn close(&self) {
         let mut topics = self.topics();
         self.shared.closed.store(true, Ordering::Release);
+        for topic in topics.values() {
+            for sink in topic.sinks.lock().expect("hub lock poisoned").iter() {
+                sink.finish();
+            }
+        }
         topics.clear();
         *self.shared.all.lock().expect("hub lock poisoned") = None;
     }
@@ -185,6 +214,7 @@ impl Hub {
             }
             Topic {
                 sender: broadcast::channel(SUBSCRIBER_BUFFER).0,
+                sinks: Arc::default(),
                 relayed: watch::channel(relay.is_none()).0,
             }
         });
@@ -243,6 +273,21 @@ impl Hub {
     }
 }
 
+/// A direct stream's place among its job's sinks; leaving it stops publishers writing to it.
+pub struct SinkGuard {
+    sinks: Arc<Mutex<Vec<Arc<Sink>>>>,
+    sink: Arc<Sink>,
+}
+
+impl Drop for SinkGuard {
+    fn drop(&mut self) {
+        let mut sinks = self.sinks.lock().expect("hub lock poisoned");
+        if let Some(at) = sinks.iter().position(|sink| Arc::ptr_eq(sink, &self.sink)) {
+            sinks.swap_remove(at);
+        }
+    }
+}
+
 /// A receiver whose sender is gone: it yields nothing and ends at once.
 fn closed_channel() -> broadcast::Receiver<JobEvent> {
     broadcast::channel(1).1
@@ -287,6 +332,22 @@ impl Subscription {
     /// Whether updates of this job reach this instance right now.
     pub fn is_relayed(&self) -> bool {
         *self.relayed.borrow()
+    }
+
+    /// The next event already received, without waiting; after a lag, the oldest still buffered.
+    pub fn try_next(&mut self) -> Option<JobEvent> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The job this subscription follows.
+    pub fn job_id(&self) -> JobId {
+        self.job_id
     }
 
     /// The newest event already received, without waiting; `None` when there is none.

@@ -26,6 +26,7 @@ pub mod research;
 pub mod routes;
 pub mod serve;
 pub mod shutdown;
+pub mod sink;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -56,6 +56,14 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// The frame of a change (not a snapshot).
+    pub fn change(event: JobEvent) -> Self {
+        Self {
+            kind: FrameKind::of_change(event.status),
+            event,
+        }
+    }
+
     /// Whether this is the job's last frame.
     pub fn is_final(&self) -> bool {
         self.event.status.is_terminal()
@@ -69,6 +77,22 @@ impl Frame {
             |kind, seq| format!("id: {seq}\nevent: {kind}\ndata: "),
             "\n\n",
         )
+    }
+
+    /// The SSE event as one HTTP/1.1 chunk (size line, event, CRLF), shared the same way.
+    pub fn sse_chunk(&self) -> Bytes {
+        let build = || {
+            let event = self.sse();
+            let mut chunk = BytesMut::with_capacity(event.len() + 12);
+            chunk.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
+            chunk.extend_from_slice(&event);
+            chunk.extend_from_slice(b"\r\n");
+            chunk.freeze()
+        };
+        match self.kind {
+            FrameKind::Snapshot => build(),
+            _ => self.event.frames.sse_chunk.get_or_init(build).clone(),
+        }
     }
 
     /// The WebSocket message: `{"event": <kind>, "seq": <seq>, "job": <job JSON>}`, shared the
@@ -166,6 +190,33 @@ pub async fn start(
 }
 
 impl JobWatch {
+    /// The snapshot to send first, if the client needs one.
+    pub fn take_snapshot(&mut self) -> Option<Frame> {
+        self.snapshot.take()
+    }
+
+    /// A change already received and newer than what was sent, without waiting. Only for
+    /// streams that take their changes another way from now on ([`crate::sink`]).
+    pub fn try_next(&mut self) -> Option<Frame> {
+        while let Some(event) = self.subscription.try_next() {
+            if event.seq > self.last_seq {
+                self.last_seq = event.seq;
+                return Some(Frame::change(event));
+            }
+        }
+        None
+    }
+
+    /// The job this watch follows.
+    pub fn job_id(&self) -> JobId {
+        self.subscription.job_id()
+    }
+
+    /// The seq of the newest state the client has, or is about to get.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// The next frame; `None` after the final one. Cancel-safe.
     pub async fn next(&mut self) -> Option<Frame> {
         if self.finished {
@@ -177,10 +228,7 @@ impl JobWatch {
                 let event = self.subscription.next().await?;
                 if event.seq > self.last_seq {
                     self.last_seq = event.seq;
-                    break Frame {
-                        kind: FrameKind::of_change(event.status),
-                        event,
-                    };
+                    break Frame::change(event);
                 }
             },
         };

@@ -93,8 +93,7 @@ pub async fn open(
 /// delivery): when it fires, it checks when the last frame went out and sleeps again if that was
 /// recent.
 fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Bytes> {
-    let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
-    let hint = stream::once(async move { Bytes::from(format!("retry: {retry}\n\n")) });
+    let hint = stream::once(async move { retry_hint() });
     let feed = Feed {
         watch,
         keep_alive,
@@ -106,6 +105,12 @@ fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Byt
         Some((bytes, feed))
     });
     hint.chain(frames)
+}
+
+/// The `retry:` field every stream starts with: the reconnect delay, jittered per stream.
+pub fn retry_hint() -> Bytes {
+    let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
+    Bytes::from(format!("retry: {retry}\n\n"))
 }
 
 /// A watch and its keep-alive timer.

@@ -1,71 +1,149 @@
 //! A job's events served straight on the socket: the response head, then each shared frame as
-//! one chunk, written by this connection's task with no HTTP connection object in between.
+//! one chunk, with no HTTP connection object in between.
 //!
 //! A stream spends its life waiting and then sending one frame, so what it costs is the
-//! per-connection state and the work per delivery; here that is a subscription, a timer and one
-//! `writev` per frame (hyper kept 24 KiB of buffers per stream and several layers of body and
-//! dispatch polling per frame).
+//! per-connection state and the work per delivery; here that is a subscription, a sink, a timer,
+//! and one `write` per frame made by the publisher itself (hyper kept 24 KiB of buffers per
+//! stream, and every delivery woke the stream's task and went through several layers of body and
+//! dispatch polling).
 
 use super::sniff::EventsRequest;
 use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
+use crate::sink::{Sink, Work};
 use crate::state::AppState;
+use crate::watch::{self, JobWatch, WatchStart};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use std::io::{self, IoSlice, Write};
-use std::pin::pin;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// The largest error body this path sends (they are small JSON `{"detail"}` objects).
 pub const DIRECT_RESPONSE_BODY_LIMIT: usize = 16 * 1024;
 
+/// A keep-alive comment as a chunk.
+const KEEP_ALIVE_CHUNK: &[u8] = b"3\r\n:\n\n\r\n";
+/// The chunk that ends a chunked response.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
 /// Serves `request` on `stream` until the job's final frame, the client leaving, or shutdown.
-pub async fn serve_events(mut stream: TcpStream, request: EventsRequest, state: AppState) {
-    let opened = sse::open(&state, request.job_id, request.resume_from).await;
-    let events = match opened {
-        Ok(Some(events)) => events,
-        Ok(None) => return write_response(stream, StatusCode::NO_CONTENT.into_response()).await,
+///
+/// The race-free start is the same as every stream's (`watch::start`); the head, the retry hint
+/// and the snapshot go out in one write. Then the socket joins the job's sinks, the changes that
+/// arrived meanwhile are written, and from there on publishers write changes themselves; this
+/// task only wakes for work they leave (see [`crate::sink`]), keep-alives and the client leaving.
+pub async fn serve_events(stream: TcpStream, request: EventsRequest, state: AppState) {
+    let started = watch::start(&state, request.job_id, request.resume_from).await;
+    let mut watch = match started {
+        Ok(WatchStart::Streaming(watch)) => watch,
+        Ok(WatchStart::AlreadyFinal(_)) => {
+            return write_response(stream, StatusCode::NO_CONTENT.into_response()).await;
+        }
         Err(error) => return write_response(stream, error.into_response()).await,
     };
     let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
-    let head = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
-    if stream.write_all(&head).await.is_err() {
-        return;
+    let socket = Arc::new(stream);
+    let ended = stream_changes(&socket, &mut watch, &state).await;
+    if ended.is_ok() {
+        let _ = write_all(&socket, LAST_CHUNK).await;
     }
-    let mut events = pin!(events);
+    let seconds = opened_at.elapsed().as_secs_f64();
+    tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
+}
+
+/// Writes the stream until its end (`Ok`) or until the client is gone or fails (`Err`).
+async fn stream_changes(
+    socket: &Arc<TcpStream>,
+    watch: &mut JobWatch,
+    state: &AppState,
+) -> io::Result<()> {
+    let mut opening = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
+    opening.extend_from_slice(&chunk(&sse::retry_hint()));
+    let mut finished = false;
+    if let Some(snapshot) = watch.take_snapshot() {
+        opening.extend_from_slice(&snapshot.sse_chunk());
+        finished = snapshot.is_final();
+    }
+    write_all(socket, &opening).await?;
+    if finished {
+        return Ok(());
+    }
+    let sink = Sink::new(socket.clone(), watch.last_seq());
+    let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
+        return Ok(()); // the server is stopping
+    };
+    while let Some(frame) = watch.try_next() {
+        write_all(socket, &frame.sse_chunk()).await?;
+        sink.written_by_task(frame.event.seq);
+        if frame.is_final() {
+            return Ok(());
+        }
+    }
+    let every = Duration::from_secs(state.config.sse_keepalive_secs);
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut discard = [0u8; 64];
     loop {
-        tokio::select! {
-            biased;
-            bytes = events.next() => match bytes {
-                Some(bytes) => {
-                    if write_chunk(&mut stream, &bytes).await.is_err() {
-                        break;
+        loop {
+            match sink.next_work() {
+                Work::Write(bytes) => {
+                    if let Err(error) = write_all(socket, &bytes).await {
+                        sink.break_off();
+                        return Err(error);
                     }
                 }
-                None => {
-                    let _ = stream.write_all(b"0\r\n\r\n").await;
-                    let _ = stream.shutdown().await;
-                    break;
-                }
-            },
+                Work::Idle => break,
+                Work::Finish => return Ok(()),
+                Work::Stop => return Err(io::ErrorKind::BrokenPipe.into()),
+            }
+        }
+        tokio::select! {
+            biased;
+            () = sink.woken() => {}
             // The client has nothing to say on this connection; reading notices when it leaves.
-            readable = stream.readable() => {
-                let gone = readable.is_err()
-                    || match stream.try_read(&mut discard) {
-                        Ok(read) => read == 0,
-                        Err(error) => error.kind() != io::ErrorKind::WouldBlock,
-                    };
-                if gone {
-                    break;
+            readable = socket.readable() => {
+                readable?;
+                match socket.try_read(&mut discard) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(_) => {}
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            _ = keep_alive.tick() => {
+                if sink.claim_for_keep_alive()
+                    && let Err(error) = write_all(socket, KEEP_ALIVE_CHUNK).await
+                {
+                    sink.break_off();
+                    return Err(error);
                 }
             }
         }
     }
-    let seconds = opened_at.elapsed().as_secs_f64();
-    tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
+}
+
+/// Writes all of `bytes`, waiting while the socket is full.
+async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// `data` as one HTTP/1.1 chunk.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
+    chunk.extend_from_slice(data);
+    chunk.extend_from_slice(b"\r\n");
+    chunk
 }
 
 /// How a response's body is delimited.
@@ -119,31 +197,4 @@ async fn write_response(mut stream: TcpStream, response: Response) {
     let _ = stream.write_all(&head).await;
     let _ = stream.write_all(&body).await;
     let _ = stream.shutdown().await;
-}
-
-/// `data` as one HTTP/1.1 chunk, in one `writev` unless the socket takes it only in part.
-async fn write_chunk(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(()); // an empty chunk would end the response
-    }
-    let mut size = [0u8; 20];
-    let size_len = {
-        let mut cursor = &mut size[..];
-        write!(cursor, "{:x}\r\n", data.len())?;
-        20 - cursor.len()
-    };
-    let mut parts = [
-        IoSlice::new(&size[..size_len]),
-        IoSlice::new(data),
-        IoSlice::new(b"\r\n"),
-    ];
-    let mut unwritten = &mut parts[..];
-    while !unwritten.is_empty() {
-        let written = stream.write_vectored(unwritten).await?;
-        if written == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        IoSlice::advance_slices(&mut unwritten, written);
-    }
-    Ok(())
 }

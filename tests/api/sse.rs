@@ -327,3 +327,49 @@ async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_then_reads_again_gets_newer_states_in_order_and_the_end() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const UPDATES: u64 = 6_000;
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.addr).await.unwrap();
+    let request = format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: jobcast\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+
+    // About 3 MB of updates while the client reads nothing: far more than the sockets hold, so
+    // the server must stop writing to this client and later send it only what is newest.
+    let padding = "x".repeat(480);
+    for update in 0..UPDATES {
+        let step = format!("{update} {padding}");
+        progress(&app, &id, 50, &step).await;
+    }
+    let done = app.report(&id, "complete", &json!({"result": {}})).await;
+    assert_eq!(done.status(), StatusCode::OK);
+
+    let mut received = Vec::new();
+    let read_all = stalled.read_to_end(&mut received);
+    tokio::time::timeout(PATIENCE, read_all)
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&received);
+    let ids: Vec<u64> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: ")?.parse().ok())
+        .collect();
+    let final_seq = UPDATES + 2;
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order");
+    assert_eq!(ids.first(), Some(&1), "the snapshot came first");
+    assert_eq!(ids.last(), Some(&final_seq), "the final state came last");
+    assert!(text.contains("event: completed"));
+    assert!(
+        text.ends_with("\r\n0\r\n\r\n"),
+        "the response ended properly"
+    );
+    println!("the stalled client got {} of {final_seq} states", ids.len());
+}

@@ -1,0 +1,183 @@
+//! A direct event stream's socket, written by the publisher of a change while the socket takes
+//! the bytes at once, and by the stream's own task otherwise.
+//!
+//! Waking a task per subscriber per change cost more than the write itself (BENCHMARKS.md):
+//! here the task that publishes a change writes its shared chunk to every idle stream's socket
+//! with a non-blocking `try_write`, as the cheapest fan-out server would. Only a socket that
+//! would block, a partial write, or the end of the stream hands the socket to its task, which
+//! then writes what is left and the newest state (progress is latest-wins, so a slow client
+//! skips states instead of making the server buffer them) and hands the socket back.
+
+use crate::hub::JobEvent;
+use crate::watch::Frame;
+use bytes::Bytes;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+/// One direct stream's socket, shared by publishers and the stream's task.
+pub struct Sink {
+    socket: Arc<TcpStream>,
+    state: Mutex<SinkState>,
+    /// Wakes the stream's task when it has work.
+    wake: Notify,
+    /// Set by a publisher's write; the task's keep-alive only speaks when nothing was written.
+    wrote: AtomicBool,
+}
+
+#[derive(Default)]
+struct SinkState {
+    /// The seq of the newest state written or about to be: older changes are not offered.
+    seq: u64,
+    /// The task writes (it starts so, and takes over when a write would block); publishers only
+    /// leave work for it meanwhile.
+    task_writes: bool,
+    /// The rest of a chunk the socket took only in part.
+    backlog: Option<Bytes>,
+    /// The newest change not yet written.
+    pending: Option<JobEvent>,
+    /// The final state has been written (or the server stops): end the response.
+    finished: bool,
+    /// The socket failed: stop.
+    broken: bool,
+}
+
+/// What the stream's task has to do next.
+pub enum Work {
+    /// Write these bytes, then ask again.
+    Write(Bytes),
+    /// Nothing: the socket is the publishers' again.
+    Idle,
+    /// End the response and close.
+    Finish,
+    /// The socket failed.
+    Stop,
+}
+
+impl Sink {
+    /// A sink that its task writes until the task first runs out of work; `seq` is the newest
+    /// state the client has or is being sent.
+    pub fn new(socket: Arc<TcpStream>, seq: u64) -> Arc<Self> {
+        Arc::new(Self {
+            socket,
+            state: Mutex::new(SinkState {
+                seq,
+                task_writes: true,
+                ..SinkState::default()
+            }),
+            wake: Notify::new(),
+            wrote: AtomicBool::new(false),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().expect("sink lock poisoned")
+    }
+
+    /// Delivers `event` if it is newer than what the client has: written at once when the socket
+    /// takes it whole, otherwise left to the stream's task.
+    pub fn offer(&self, event: &JobEvent) {
+        let mut state = self.state();
+        if state.broken || state.finished || event.seq <= state.seq {
+            return;
+        }
+        state.seq = event.seq;
+        if state.task_writes {
+            state.pending = Some(event.clone());
+            drop(state);
+            self.wake.notify_one();
+            return;
+        }
+        let frame = Frame::change(event.clone());
+        let chunk = frame.sse_chunk();
+        match self.socket.try_write(&chunk) {
+            Ok(written) if written == chunk.len() => {
+                self.wrote.store(true, Ordering::Relaxed);
+                if !frame.is_final() {
+                    return;
+                }
+                state.task_writes = true;
+                state.finished = true;
+            }
+            Ok(written) => {
+                state.task_writes = true;
+                state.backlog = Some(chunk.slice(written..));
+                state.finished = frame.is_final();
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                state.task_writes = true;
+                state.pending = Some(frame.event);
+            }
+            Err(_) => state.broken = true,
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Ends the stream after what is already queued (the server is stopping).
+    pub fn finish(&self) {
+        let mut state = self.state();
+        state.finished = true;
+        state.task_writes = true;
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Waits until a publisher leaves work for the task.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// The task's next piece of work.
+    pub fn next_work(&self) -> Work {
+        let mut state = self.state();
+        if state.broken {
+            return Work::Stop;
+        }
+        state.task_writes = true;
+        if let Some(rest) = state.backlog.take() {
+            return Work::Write(rest);
+        }
+        if let Some(event) = state.pending.take() {
+            let frame = Frame::change(event);
+            state.finished |= frame.is_final();
+            return Work::Write(frame.sse_chunk());
+        }
+        if state.finished {
+            return Work::Finish;
+        }
+        state.task_writes = false;
+        Work::Idle
+    }
+
+    /// Records that the task wrote the state `seq`: publishers skip it, and a pending change
+    /// that is not newer is dropped.
+    pub fn written_by_task(&self, seq: u64) {
+        let mut state = self.state();
+        state.seq = state.seq.max(seq);
+        if state.pending.as_ref().is_some_and(|event| event.seq <= seq) {
+            state.pending = None;
+        }
+    }
+
+    /// Takes the socket for a keep-alive comment when nothing was written since the last one;
+    /// `false` when the comment is not needed or publishers hold the socket for work.
+    pub fn claim_for_keep_alive(&self) -> bool {
+        if self.wrote.swap(false, Ordering::Relaxed) {
+            return false;
+        }
+        let mut state = self.state();
+        if state.task_writes || state.broken {
+            return false;
+        }
+        state.task_writes = true;
+        true
+    }
+
+    /// Records that the socket failed under the task.
+    pub fn break_off(&self) {
+        self.state().broken = true;
+    }
+}
