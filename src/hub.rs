@@ -41,6 +41,8 @@ pub struct Frames {
     /// The SSE event as one HTTP/1.1 chunk, for streams served straight on the socket.
     pub sse_chunk: OnceLock<Bytes>,
     pub websocket: OnceLock<Bytes>,
+    /// The WebSocket message as one frame on the wire, for sockets served directly.
+    pub websocket_frame: OnceLock<Bytes>,
 }
 
 impl From<&Job> for JobEvent {

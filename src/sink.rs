@@ -17,9 +17,29 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+/// How a direct stream frames a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// An SSE event as an HTTP/1.1 chunk.
+    Sse,
+    /// A WebSocket text frame.
+    WebSocket,
+}
+
+impl Encoding {
+    /// `frame` in this encoding, shared by every stream that uses it.
+    pub fn encode(self, frame: &Frame) -> Bytes {
+        match self {
+            Self::Sse => frame.sse_chunk(),
+            Self::WebSocket => frame.websocket_frame(),
+        }
+    }
+}
+
 /// One direct stream's socket, shared by publishers and the stream's task.
 pub struct Sink {
     socket: Arc<TcpStream>,
+    encoding: Encoding,
     state: Mutex<SinkState>,
     /// Wakes the stream's task when it has work.
     wake: Notify,
@@ -59,9 +79,10 @@ pub enum Work {
 impl Sink {
     /// A sink that its task writes until the task first runs out of work; `seq` is the newest
     /// state the client has or is being sent.
-    pub fn new(socket: Arc<TcpStream>, seq: u64) -> Arc<Self> {
+    pub fn new(socket: Arc<TcpStream>, encoding: Encoding, seq: u64) -> Arc<Self> {
         Arc::new(Self {
             socket,
+            encoding,
             state: Mutex::new(SinkState {
                 seq,
                 task_writes: true,
@@ -91,7 +112,7 @@ impl Sink {
             return;
         }
         let frame = Frame::change(event.clone());
-        let chunk = frame.sse_chunk();
+        let chunk = self.encoding.encode(&frame);
         match self.socket.try_write(&chunk) {
             Ok(written) if written == chunk.len() => {
                 self.wrote.store(true, Ordering::Relaxed);
@@ -143,7 +164,7 @@ impl Sink {
         if let Some(event) = state.pending.take() {
             let frame = Frame::change(event);
             state.finished |= frame.is_final();
-            return Work::Write(frame.sse_chunk());
+            return Work::Write(self.encoding.encode(&frame));
         }
         if state.finished {
             return Work::Finish;
@@ -162,18 +183,18 @@ impl Sink {
         }
     }
 
-    /// Takes the socket for a keep-alive comment when nothing was written since the last one;
-    /// `false` when the comment is not needed or publishers hold the socket for work.
-    pub fn claim_for_keep_alive(&self) -> bool {
-        if self.wrote.swap(false, Ordering::Relaxed) {
-            return false;
-        }
+    /// Whether a publisher wrote since the last call (a keep-alive is needed only if not).
+    pub fn take_wrote(&self) -> bool {
+        self.wrote.swap(false, Ordering::Relaxed)
+    }
+
+    /// Takes the socket for the task, to write something of its own (a keep-alive, a control
+    /// frame); returns what a partial write left, which must go out first. The task's next
+    /// [`Sink::next_work`] hands the socket back.
+    pub fn claim(&self) -> Option<Bytes> {
         let mut state = self.state();
-        if state.task_writes || state.broken {
-            return false;
-        }
         state.task_writes = true;
-        true
+        state.backlog.take()
     }
 
     /// Records that the socket failed under the task.

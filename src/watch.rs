@@ -12,6 +12,7 @@ use crate::store::JobStore;
 use bytes::{Bytes, BytesMut};
 use std::sync::OnceLock;
 use std::time::Duration;
+use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// How long a new watcher waits for the Redis subscription before reading the snapshot anyway.
 /// Only reached while the pub/sub connection is down; the relay re-reads every watched job when
@@ -92,6 +93,26 @@ impl Frame {
         match self.kind {
             FrameKind::Snapshot => build(),
             _ => self.event.frames.sse_chunk.get_or_init(build).clone(),
+        }
+    }
+
+    /// The WebSocket message as one unmasked text frame, shared the same way.
+    pub fn websocket_frame(&self) -> Bytes {
+        let build = || {
+            let frame = tungstenite::protocol::frame::Frame::message(
+                self.websocket(),
+                OpCode::Data(Data::Text),
+                true,
+            );
+            let mut wire = Vec::with_capacity(frame.len());
+            frame
+                .format(&mut wire)
+                .expect("writing to a Vec cannot fail");
+            Bytes::from(wire)
+        };
+        match self.kind {
+            FrameKind::Snapshot => build(),
+            _ => self.event.frames.websocket_frame.get_or_init(build).clone(),
         }
     }
 

@@ -6,7 +6,7 @@ mod health;
 mod jobs;
 mod page;
 pub mod sse;
-mod ws;
+pub mod ws;
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -9,7 +9,7 @@
 
 use super::sniff::EventsRequest;
 use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
-use crate::sink::{Sink, Work};
+use crate::sink::{Encoding, Sink, Work};
 use crate::state::AppState;
 use crate::watch::{self, JobWatch, WatchStart};
 use axum::http::{HeaderMap, StatusCode};
@@ -71,7 +71,7 @@ async fn stream_changes(
     if finished {
         return Ok(());
     }
-    let sink = Sink::new(socket.clone(), watch.last_seq());
+    let sink = Sink::new(socket.clone(), Encoding::Sse, watch.last_seq());
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(()); // the server is stopping
     };
@@ -113,19 +113,31 @@ async fn stream_changes(
                 }
             }
             _ = keep_alive.tick() => {
-                if sink.claim_for_keep_alive()
-                    && let Err(error) = write_all(socket, KEEP_ALIVE_CHUNK).await
-                {
-                    sink.break_off();
-                    return Err(error);
+                if !sink.take_wrote() {
+                    send_own(&sink, socket, KEEP_ALIVE_CHUNK).await?;
                 }
             }
         }
     }
 }
 
+/// Writes `bytes` of the task's own (after what a partial publisher write left).
+pub async fn send_own(sink: &Sink, socket: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    let written = async {
+        if let Some(rest) = sink.claim() {
+            write_all(socket, &rest).await?;
+        }
+        write_all(socket, bytes).await
+    };
+    let result = written.await;
+    if result.is_err() {
+        sink.break_off();
+    }
+    result
+}
+
 /// Writes all of `bytes`, waiting while the socket is full.
-async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+pub async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
         socket.writable().await?;
         match socket.try_write(bytes) {
@@ -147,14 +159,14 @@ fn chunk(data: &[u8]) -> Vec<u8> {
 }
 
 /// How a response's body is delimited.
-enum Body {
+pub enum Body {
     Chunked,
     Length(usize),
 }
 
 /// The status line and headers, with `EVENT_STREAM_HEADERS` for a stream, and `connection:
 /// close` (the connection ends with the response).
-fn response_head(status: StatusCode, headers: &HeaderMap, body: Body) -> Vec<u8> {
+pub fn response_head(status: StatusCode, headers: &HeaderMap, body: Body) -> Vec<u8> {
     let mut head = Vec::with_capacity(256);
     head.extend_from_slice(format!("HTTP/1.1 {status}\r\n").as_bytes());
     let mut header = |name: &[u8], value: &[u8]| {
@@ -186,7 +198,7 @@ fn response_head(status: StatusCode, headers: &HeaderMap, body: Body) -> Vec<u8>
 }
 
 /// Writes a complete (non-streaming) response and closes the connection.
-async fn write_response(mut stream: TcpStream, response: Response) {
+pub async fn write_response(mut stream: TcpStream, response: Response) {
     let (parts, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, DIRECT_RESPONSE_BODY_LIMIT).await else {
         return;

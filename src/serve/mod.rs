@@ -1,6 +1,6 @@
-//! Accepting connections. A connection whose first request is for a job's events is served
-//! straight from the socket ([`direct`]); every other connection goes to axum, its first bytes
-//! replayed ([`rewind`]).
+//! Accepting connections. A connection whose first request is for a job's events or its
+//! WebSocket is served straight from the socket ([`direct`], [`socket`]); every other connection
+//! goes to axum, its first bytes replayed ([`rewind`]).
 //!
 //! Streams are most of what this server holds open, and through hyper each one cost 24 KiB of
 //! buffers and several layers of polling per delivery (see BENCHMARKS.md). A request the
@@ -10,10 +10,12 @@
 mod direct;
 mod rewind;
 pub mod sniff;
+mod socket;
 
 use crate::state::AppState;
 use bytes::BytesMut;
 use rewind::Rewound;
+use sniff::Direct;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -116,11 +118,16 @@ async fn route(
             _ => return, // closed, failed or silent
         },
     }
-    match sniff::events_request(&head) {
+    match sniff::sniff(&head) {
         Some(_) if state.shutdown.is_cancelled() => {}
-        Some(request) => {
+        Some(Direct::Events(request)) => {
             drop(head);
             let serving = direct::serve_events(stream, request, state);
+            streams.track_future(serving).await;
+        }
+        Some(Direct::Socket(request)) => {
+            drop(head);
+            let serving = socket::serve_socket(stream, request, state);
             streams.track_future(serving).await;
         }
         None => {

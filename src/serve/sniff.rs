@@ -1,5 +1,6 @@
 //! Recognising, from a connection's first bytes, a request this server answers straight from
-//! the socket: `GET /api/v4/job/{uuid}/events` over HTTP/1.1.
+//! the socket: `GET /api/v4/job/{uuid}/events` or a WebSocket upgrade of
+//! `GET /api/v4/job/{uuid}/ws`, over HTTP/1.1.
 //!
 //! Anything else, or anything unusual about such a request, is left to axum, which answers it
 //! with the same semantics and its full error handling.
@@ -10,7 +11,14 @@ use crate::watch;
 /// The most headers a request the sniffer takes may carry.
 pub const SNIFF_MAX_HEADERS: usize = 32;
 
-/// A request for a job's events that can be served directly.
+/// A request that can be served directly.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Direct {
+    Events(EventsRequest),
+    Socket(SocketRequest),
+}
+
+/// A request for a job's events.
 #[derive(Debug, PartialEq, Eq)]
 pub struct EventsRequest {
     pub job_id: JobId,
@@ -18,8 +26,18 @@ pub struct EventsRequest {
     pub resume_from: Option<u64>,
 }
 
-/// `Some` when `head` holds a whole request for a job's events that needs nothing from axum.
-pub fn events_request(head: &[u8]) -> Option<EventsRequest> {
+/// A WebSocket upgrade for a job's changes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SocketRequest {
+    pub job_id: JobId,
+    /// From `?last_seq=`.
+    pub resume_from: Option<u64>,
+    /// `Sec-WebSocket-Key`, for the handshake's answer.
+    pub key: String,
+}
+
+/// `Some` when `head` holds a whole request that can be served directly.
+pub fn sniff(head: &[u8]) -> Option<Direct> {
     let mut headers = [httparse::EMPTY_HEADER; SNIFF_MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(_) = request.parse(head).ok()? else {
@@ -29,41 +47,67 @@ pub fn events_request(head: &[u8]) -> Option<EventsRequest> {
         return None;
     }
     let (path, query) = match request.path?.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (request.path?, None),
+        Some((path, query)) => (path, query),
+        None => (request.path?, ""),
     };
-    let job_id = path
-        .strip_prefix("/api/v4/job/")?
-        .strip_suffix("/events")?
-        .parse()
-        .ok()?;
-    let mut last_event_id = None;
-    for header in request.headers.iter() {
-        if header.name.eq_ignore_ascii_case("upgrade") || header.name.eq_ignore_ascii_case("expect")
-        {
-            return None;
-        }
-        if header.name.eq_ignore_ascii_case("last-event-id") && last_event_id.is_none() {
-            // As the axum route reads it: the first one, if it is visible ASCII.
-            last_event_id = Some(visible_ascii(header.value));
-        }
+    let (job_id, stream) = path.strip_prefix("/api/v4/job/")?.split_once('/')?;
+    let job_id = job_id.parse().ok()?;
+    let header = |name: &str| {
+        let mut values = request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case(name));
+        values.next().map(|h| visible_ascii(h.value))
+    };
+    if header("expect").is_some() {
+        return None;
     }
-    let mut from_query = None;
-    if let Some(query) = query {
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            if name == "last_event_id" {
-                if from_query.is_some() {
-                    return None; // a repeated parameter: axum answers it
-                }
-                from_query = Some(value.into_owned());
+    match stream {
+        "events" if header("upgrade").is_none() => {
+            // As the axum route reads it: the first header, if it is visible ASCII.
+            let last_event_id = match header("last-event-id").flatten() {
+                Some(header) => Some(header),
+                None => single_query_value(query, "last_event_id").ok()?,
+            };
+            Some(Direct::Events(EventsRequest {
+                job_id,
+                resume_from: watch::resume_point(last_event_id.as_deref()),
+            }))
+        }
+        "ws" => {
+            let upgrade = header("upgrade").flatten()?;
+            let connection = header("connection").flatten()?;
+            let version = header("sec-websocket-version").flatten()?;
+            let key = header("sec-websocket-key").flatten()?;
+            let upgrades = connection
+                .split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+            if !upgrade.eq_ignore_ascii_case("websocket") || !upgrades || version.trim() != "13" {
+                return None;
             }
+            let last_seq = single_query_value(query, "last_seq").ok()?;
+            Some(Direct::Socket(SocketRequest {
+                job_id,
+                resume_from: watch::resume_point(last_seq.as_deref()),
+                key: key.trim().to_owned(),
+            }))
+        }
+        _ => None,
+    }
+}
+
+/// The value of query parameter `name`, if present; `Err` when it is repeated (axum answers that).
+fn single_query_value(query: &str, name: &str) -> Result<Option<String>, ()> {
+    let mut found = None;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if key == name {
+            if found.is_some() {
+                return Err(());
+            }
+            found = Some(value.into_owned());
         }
     }
-    let last_event_id = last_event_id.flatten().or(from_query);
-    Some(EventsRequest {
-        job_id,
-        resume_from: watch::resume_point(last_event_id.as_deref()),
-    })
+    Ok(found)
 }
 
 /// `value` as text when it is visible ASCII (what `HeaderValue::to_str` accepts).
@@ -79,7 +123,38 @@ mod tests {
     const ID: &str = "7f0c3f5e-8d1a-4c52-9a47-2f4b1b6d9e10";
 
     fn sniff(head: &str) -> Option<EventsRequest> {
-        events_request(head.as_bytes())
+        match super::sniff(head.as_bytes()) {
+            Some(Direct::Events(request)) => Some(request),
+            _ => None,
+        }
+    }
+
+    fn sniff_socket(head: &str) -> Option<SocketRequest> {
+        match super::sniff(head.as_bytes()) {
+            Some(Direct::Socket(request)) => Some(request),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_websocket_upgrade_is_taken_with_its_key_and_resume_point() {
+        let upgrade = "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        let request = sniff_socket(&format!(
+            "GET /api/v4/job/{ID}/ws?last_seq=4 HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n"
+        ))
+        .unwrap();
+        assert_eq!(request.resume_from, Some(4));
+        assert_eq!(request.key, "dGhlIHNhbXBsZSBub25jZQ==");
+        for declined in [
+            format!("GET /api/v4/job/{ID}/ws HTTP/1.1\r\nHost: x\r\n\r\n"),
+            format!(
+                "GET /api/v4/job/{ID}/ws HTTP/1.1\r\n{}\r\n",
+                upgrade.replace("13", "8")
+            ),
+            format!("GET /api/v4/job/{ID}/ws?last_seq=1&last_seq=2 HTTP/1.1\r\n{upgrade}\r\n"),
+        ] {
+            assert_eq!(sniff_socket(&declined), None, "{declined:?}");
+        }
     }
 
     #[test]
@@ -116,7 +191,6 @@ mod tests {
             format!("GET /api/v4/job/{ID}/events HTTP/1.1\r\nUpgrade: h2c\r\n\r\n"),
             format!("GET /api/v4/job/{ID}/events HTTP/1.1\r\nHost: x\r\n"), // incomplete
             "GET /api/v4/job/not-a-uuid/events HTTP/1.1\r\n\r\n".to_owned(),
-            format!("GET /api/v4/job/{ID}/ws HTTP/1.1\r\n\r\n"),
             format!("GET /api/v4/job/{ID}/events?last_event_id=1&last_event_id=2 HTTP/1.1\r\n\r\n"),
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_owned(),
         ] {

@@ -182,3 +182,38 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 
     assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Away)));
 }
+
+#[tokio::test]
+async fn a_socket_is_the_same_on_a_new_connection_and_after_another_request_on_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.start_research("Cola", json!(["water"])).await;
+    let final_seq = app.wait_until_finished(&id).await["seq"].as_u64().unwrap();
+    let url = format!("ws://{}/api/v4/job/{id}/ws", app.addr);
+
+    // The first request of a connection is answered straight from the socket; hyper, which
+    // answers the upgrade after another request on the same connection, adds a Date header.
+    for reused in [false, true] {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        if reused {
+            stream
+                .write_all(b"GET /health HTTP/1.1\r\nHost: jobcast\r\n\r\n")
+                .await
+                .unwrap();
+            let mut response = Vec::new();
+            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+                let mut chunk = [0u8; 1024];
+                let read = stream.read(&mut chunk).await.unwrap();
+                response.extend_from_slice(&chunk[..read]);
+            }
+        }
+        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+        let (mut socket, handshake) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
+        assert_eq!(handshake.headers().contains_key("date"), reused);
+        let snapshot = next(&mut socket).await.unwrap();
+        assert_eq!(snapshot["event"], "snapshot", "reused: {reused}");
+        assert_eq!(snapshot["seq"], final_seq);
+        assert_eq!(next(&mut socket).await, Err(Some(CloseCode::Normal)));
+    }
+}

@@ -1,0 +1,210 @@
+//! A job's changes over a WebSocket served straight on the socket: the same frames, close codes
+//! and pings as the axum route (`routes/ws.rs`), with changes written by their publisher
+//! ([`crate::sink`]) instead of a task woken per delivery.
+//!
+//! The wire format is tungstenite's: its accept key, frame header parser and frame writer.
+
+use super::direct::{self, send_own, write_all};
+use super::sniff::SocketRequest;
+use crate::routes::ws::WS_MAX_MESSAGE_BYTES;
+use crate::sink::{Encoding, Sink, Work};
+use crate::state::AppState;
+use crate::watch::{self, JobWatch, WatchStart};
+use axum::response::IntoResponse;
+use bytes::{Buf, BytesMut};
+use std::io::{self, Cursor};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::Frame as WireFrame;
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+
+/// How a socket's stream ends.
+enum Ending {
+    /// Send this close frame.
+    Close(CloseCode, &'static str),
+    /// The peer is gone or broke the protocol at the transport level: just drop the connection.
+    Drop,
+}
+
+/// Answers the upgrade (or `404` before it), then streams the job's changes.
+pub async fn serve_socket(stream: TcpStream, request: SocketRequest, state: AppState) {
+    let started = match watch::start(&state, request.job_id, request.resume_from).await {
+        Ok(started) => started,
+        Err(error) => return direct::write_response(stream, error.into_response()).await,
+    };
+    let accept = tungstenite::handshake::derive_accept_key(request.key.as_bytes());
+    let handshake = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+    );
+    if write_all(&stream, handshake.as_bytes()).await.is_err() {
+        return;
+    }
+    let socket = Arc::new(stream);
+    let mut watch = match started {
+        WatchStart::Streaming(watch) => watch,
+        WatchStart::AlreadyFinal(_) => {
+            let close = close_frame(CloseCode::Normal, "job already finished");
+            let _ = write_all(&socket, &close).await;
+            return;
+        }
+    };
+    tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
+    stream_frames(&socket, &mut watch, &state).await;
+    tracing::debug!(job_id = %request.job_id, "websocket closed");
+}
+
+/// Streams until the end, writing the closing frame (if any) before publishers let go.
+async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &AppState) {
+    let sink = Sink::new(socket.clone(), Encoding::WebSocket, watch.last_seq());
+    let ending = match changes(socket, &sink, watch, state).await {
+        Ok(ending) => ending,
+        Err(_) => Ending::Drop,
+    };
+    if let Ending::Close(code, reason) = ending {
+        let _ = send_own(&sink, socket, &close_frame(code, reason)).await;
+    }
+}
+
+async fn changes(
+    socket: &Arc<TcpStream>,
+    sink: &Arc<Sink>,
+    watch: &mut JobWatch,
+    state: &AppState,
+) -> io::Result<Ending> {
+    let finished = Ending::Close(CloseCode::Normal, "job finished");
+    if let Some(snapshot) = watch.take_snapshot() {
+        write_all(socket, &snapshot.websocket_frame()).await?;
+        if snapshot.is_final() {
+            return Ok(finished);
+        }
+    }
+    let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
+        return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
+    };
+    while let Some(frame) = watch.try_next() {
+        write_all(socket, &frame.websocket_frame()).await?;
+        sink.written_by_task(frame.event.seq);
+        if frame.is_final() {
+            return Ok(finished);
+        }
+    }
+    let every = Duration::from_secs(state.config.ws_ping_secs);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut awaiting_pong = false;
+    let mut received = BytesMut::with_capacity(256);
+    loop {
+        loop {
+            match sink.next_work() {
+                Work::Write(bytes) => {
+                    if let Err(error) = write_all(socket, &bytes).await {
+                        sink.break_off();
+                        return Err(error);
+                    }
+                }
+                Work::Idle => break,
+                Work::Finish if state.shutdown.is_cancelled() => {
+                    return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
+                }
+                Work::Finish => return Ok(finished),
+                Work::Stop => return Ok(Ending::Drop),
+            }
+        }
+        tokio::select! {
+            biased;
+            () = sink.woken() => {}
+            readable = socket.readable() => {
+                readable?;
+                if let Some(ending) = read_frames(socket, sink, &mut received, &mut awaiting_pong).await? {
+                    return Ok(ending);
+                }
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    return Ok(Ending::Close(CloseCode::Away, "no pong"));
+                }
+                send_own(sink, socket, &control_frame(WireFrame::ping(Vec::new()))).await?;
+                awaiting_pong = true;
+            }
+        }
+    }
+}
+
+/// Reads what the client sent and acts on each whole frame; `Some` when the stream must end.
+async fn read_frames(
+    socket: &TcpStream,
+    sink: &Sink,
+    received: &mut BytesMut,
+    awaiting_pong: &mut bool,
+) -> io::Result<Option<Ending>> {
+    let mut chunk = [0u8; 256];
+    match socket.try_read(&mut chunk) {
+        Ok(0) => return Ok(Some(Ending::Drop)),
+        Ok(read) => received.extend_from_slice(&chunk[..read]),
+        Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(error) => return Err(error),
+    }
+    loop {
+        let mut cursor = Cursor::new(&received[..]);
+        let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
+            return Ok(Some(Ending::Close(CloseCode::Protocol, "malformed frame")));
+        };
+        let Some((header, length)) = parsed else {
+            return Ok(None); // the header is not complete yet
+        };
+        if length > WS_MAX_MESSAGE_BYTES as u64 {
+            return Ok(Some(Ending::Close(CloseCode::Size, "message too big")));
+        }
+        let header_length = cursor.position() as usize;
+        if received.len() < header_length + length as usize {
+            return Ok(None); // the payload is not complete yet
+        }
+        received.advance(header_length);
+        let mut payload = received.split_to(length as usize);
+        let Some(mask) = header.mask else {
+            return Ok(Some(Ending::Close(
+                CloseCode::Protocol,
+                "frames must be masked",
+            )));
+        };
+        for (at, byte) in payload.iter_mut().enumerate() {
+            *byte ^= mask[at % 4];
+        }
+        match header.opcode {
+            OpCode::Control(Control::Pong) => *awaiting_pong = false,
+            OpCode::Control(Control::Ping) => {
+                let pong = control_frame(WireFrame::pong(payload.freeze()));
+                send_own(sink, socket, &pong).await?;
+            }
+            OpCode::Control(Control::Close) => {
+                return Ok(Some(Ending::Close(CloseCode::Normal, "")));
+            }
+            OpCode::Data(Data::Binary) => {
+                let reason = "binary frames are not supported";
+                return Ok(Some(Ending::Close(CloseCode::Unsupported, reason)));
+            }
+            OpCode::Data(Data::Text | Data::Continue) => {
+                let reason = "this stream accepts no messages";
+                return Ok(Some(Ending::Close(CloseCode::Policy, reason)));
+            }
+            _ => return Ok(Some(Ending::Close(CloseCode::Protocol, "unknown opcode"))),
+        }
+    }
+}
+
+fn control_frame(frame: WireFrame) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(frame.len());
+    frame
+        .format(&mut wire)
+        .expect("writing to a Vec cannot fail");
+    wire
+}
+
+fn close_frame(code: CloseCode, reason: &'static str) -> Vec<u8> {
+    control_frame(WireFrame::close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    })))
+}
