@@ -125,10 +125,15 @@ impl Hub {
 
     /// Lets publishers of `job_id` write to `sink` until the guard drops. `None` when the job has
     /// no subscription here (the caller must hold one) or the hub is closed.
+    ///
+    /// The topics lock is not held while waiting for the sinks (a publisher may be writing to
+    /// all of them). A change published meanwhile is in the caller's subscription either way.
     pub fn attach_sink(&self, job_id: JobId, sink: Arc<Sink>) -> Option<SinkGuard> {
-        let topics = self.topics();
-        let sinks = topics.get(&job_id)?.sinks.clone();
+        let sinks = self.topics().get(&job_id)?.sinks.clone();
         sinks.lock().expect("hub lock poisoned").push(sink.clone());
+        if self.shared.closed.load(Ordering::Acquire) {
+            sink.finish(); // `close` may have finished this job's sinks before this one joined
+        }
         Some(SinkGuard { sinks, sink })
     }
 

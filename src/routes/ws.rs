@@ -93,6 +93,8 @@ async fn stream_frames(
     shutdown: &CancellationToken,
 ) -> Option<Message> {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // After a long blocked send, wait a whole interval for the pong, not a burst of ticks.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     loop {
         tokio::select! {

@@ -47,8 +47,8 @@ pub async fn serve_events(stream: TcpStream, request: EventsRequest, state: AppS
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
     let socket = Arc::new(stream);
     let ended = stream_changes(&socket, &mut watch, &state).await;
-    if ended.is_ok() {
-        let _ = write_all(&socket, LAST_CHUNK).await;
+    if ended.is_ok() && write_all(&socket, LAST_CHUNK).await.is_ok() {
+        close_gracefully(&socket).await;
     }
     let seconds = opened_at.elapsed().as_secs_f64();
     tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
@@ -119,6 +119,31 @@ async fn stream_changes(
             }
         }
     }
+}
+
+/// How long a finished stream waits for the client to close its side.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Ends the connection without losing what was just written: closing a socket with unread
+/// input makes the kernel reset it and drop unsent output, so send FIN first, then read and
+/// discard until the client closes too (or `CLOSE_LINGER` passes).
+pub async fn close_gracefully(socket: &TcpStream) {
+    let _ = socket2::SockRef::from(socket).shutdown(std::net::Shutdown::Write);
+    let drain = async {
+        let mut discard = [0u8; 256];
+        loop {
+            if socket.readable().await.is_err() {
+                return;
+            }
+            match socket.try_read(&mut discard) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
 }
 
 /// Writes `bytes` of the task's own (after what a partial publisher write left).

@@ -16,10 +16,14 @@ use std::io::{self, Cursor};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::time::MissedTickBehavior;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+
+/// The largest payload of a control frame (RFC 6455, 5.5).
+const MAX_CONTROL_PAYLOAD: u64 = 125;
 
 /// How a socket's stream ends.
 enum Ending {
@@ -47,7 +51,9 @@ pub async fn serve_socket(stream: TcpStream, request: SocketRequest, state: AppS
         WatchStart::Streaming(watch) => watch,
         WatchStart::AlreadyFinal(_) => {
             let close = close_frame(CloseCode::Normal, "job already finished");
-            let _ = write_all(&socket, &close).await;
+            if write_all(&socket, &close).await.is_ok() {
+                direct::close_gracefully(&socket).await;
+            }
             return;
         }
     };
@@ -63,8 +69,12 @@ async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &Ap
         Ok(ending) => ending,
         Err(_) => Ending::Drop,
     };
-    if let Ending::Close(code, reason) = ending {
-        let _ = send_own(&sink, socket, &close_frame(code, reason)).await;
+    if let Ending::Close(code, reason) = ending
+        && send_own(&sink, socket, &close_frame(code, reason))
+            .await
+            .is_ok()
+    {
+        direct::close_gracefully(socket).await;
     }
 }
 
@@ -93,6 +103,8 @@ async fn changes(
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    // After a long blocked write, wait a whole interval for the pong, not a burst of ticks.
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut awaiting_pong = false;
     let mut received = BytesMut::with_capacity(256);
     loop {
@@ -156,6 +168,19 @@ async fn read_frames(
         };
         if length > WS_MAX_MESSAGE_BYTES as u64 {
             return Ok(Some(Ending::Close(CloseCode::Size, "message too big")));
+        }
+        let is_control = matches!(header.opcode, OpCode::Control(_));
+        if header.rsv1 || header.rsv2 || header.rsv3 {
+            return Ok(Some(Ending::Close(
+                CloseCode::Protocol,
+                "reserved bits set",
+            )));
+        }
+        if is_control && (length > MAX_CONTROL_PAYLOAD || !header.is_final) {
+            return Ok(Some(Ending::Close(
+                CloseCode::Protocol,
+                "invalid control frame",
+            )));
         }
         let header_length = cursor.position() as usize;
         if received.len() < header_length + length as usize {

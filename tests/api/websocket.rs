@@ -108,8 +108,9 @@ async fn frames_a_client_should_not_send_get_a_close_code_and_other_clients_are_
     let id = app.create_external_job().await;
     let mut texter = connect(&app, &id, "").await;
     let mut binary = connect(&app, &id, "").await;
+    let mut oversized = connect(&app, &id, "").await;
     let mut healthy = connect(&app, &id, "").await;
-    for socket in [&mut texter, &mut binary, &mut healthy] {
+    for socket in [&mut texter, &mut binary, &mut oversized, &mut healthy] {
         assert_eq!(next(socket).await.unwrap()["event"], "snapshot");
     }
 
@@ -123,6 +124,9 @@ async fn frames_a_client_should_not_send_get_a_close_code_and_other_clients_are_
         .unwrap();
     assert_eq!(next(&mut texter).await, Err(Some(CloseCode::Policy)));
     assert_eq!(next(&mut binary).await, Err(Some(CloseCode::Unsupported)));
+    let too_big = "x".repeat(jobcast::routes::ws::WS_MAX_MESSAGE_BYTES + 1);
+    oversized.send(Message::Text(too_big.into())).await.unwrap();
+    assert_eq!(next(&mut oversized).await, Err(Some(CloseCode::Size)));
 
     app.report(&id, "progress", &json!({"progress": 70})).await;
     assert_eq!(next(&mut healthy).await.unwrap()["job"]["progress"], 70);
