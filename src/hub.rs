@@ -101,6 +101,24 @@ struct Topic {
     relayed: watch::Sender<bool>,
 }
 
+impl Topic {
+    /// A topic buffering `buffer` events; the relay, if any, is told of `interest`.
+    fn open(
+        buffer: usize,
+        relay: Option<&mpsc::UnboundedSender<Interest>>,
+        interest: Interest,
+    ) -> Self {
+        if let Some(relay) = relay {
+            let _ = relay.send(interest);
+        }
+        Self {
+            sender: broadcast::channel(buffer).0,
+            sinks: Arc::default(),
+            relayed: watch::channel(relay.is_none()).0,
+        }
+    }
+}
+
 impl Hub {
     fn topics(&self) -> MutexGuard<'_, HashMap<JobId, Topic>> {
         self.shared.topics.lock().expect("hub lock poisoned")
@@ -171,16 +189,8 @@ impl Hub {
                 relayed: watch::channel(false).1,
             };
         }
-        let topic = all.get_or_insert_with(|| {
-            if let Some(relay) = relay {
-                let _ = relay.send(Interest::WatchAll);
-            }
-            Topic {
-                sender: broadcast::channel(ALL_JOBS_BUFFER).0,
-                sinks: Arc::default(),
-                relayed: watch::channel(relay.is_none()).0,
-            }
-        });
+        let topic =
+            all.get_or_insert_with(|| Topic::open(ALL_JOBS_BUFFER, relay, Interest::WatchAll));
         AllJobsSubscription {
             hub: self.clone(),
             receiver: topic.sender.subscribe(),
@@ -215,16 +225,9 @@ impl Hub {
         if self.shared.closed.load(Ordering::Acquire) {
             return Subscription::closed(self.clone(), job_id);
         }
-        let topic = topics.entry(job_id).or_insert_with(|| {
-            if let Some(relay) = relay {
-                let _ = relay.send(Interest::Watch(job_id));
-            }
-            Topic {
-                sender: broadcast::channel(SUBSCRIBER_BUFFER).0,
-                sinks: Arc::default(),
-                relayed: watch::channel(relay.is_none()).0,
-            }
-        });
+        let topic = topics
+            .entry(job_id)
+            .or_insert_with(|| Topic::open(SUBSCRIBER_BUFFER, relay, Interest::Watch(job_id)));
         Subscription {
             hub: self.clone(),
             job_id,

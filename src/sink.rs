@@ -64,15 +64,21 @@ struct SinkState {
     broken: bool,
 }
 
-/// What the stream's task has to do next.
-pub enum Work {
-    /// Write these bytes, then ask again.
-    Write(Bytes),
-    /// Nothing: the socket is the publishers' again.
+/// What the stream's task found after writing what publishers left it.
+pub enum Drained {
+    /// Nothing left: the socket is the publishers' again.
     Idle,
-    /// End the response and close.
-    Finish,
+    /// The final state is out (or the server stops): end the response.
+    Finished,
     /// The socket failed.
+    Broken,
+}
+
+/// The task's next piece of work.
+enum Work {
+    Write(Bytes),
+    Idle,
+    Finish,
     Stop,
 }
 
@@ -152,7 +158,7 @@ impl Sink {
     }
 
     /// The task's next piece of work.
-    pub fn next_work(&self) -> Work {
+    fn next_work(&self) -> Work {
         let mut state = self.state();
         if state.broken {
             return Work::Stop;
@@ -175,7 +181,7 @@ impl Sink {
 
     /// Records that the task wrote the state `seq`: publishers skip it, and a pending change
     /// that is not newer is dropped.
-    pub fn written_by_task(&self, seq: u64) {
+    fn written_by_task(&self, seq: u64) {
         let mut state = self.state();
         state.seq = state.seq.max(seq);
         if state.pending.as_ref().is_some_and(|event| event.seq <= seq) {
@@ -188,17 +194,68 @@ impl Sink {
         self.wrote.swap(false, Ordering::Relaxed)
     }
 
-    /// Takes the socket for the task, to write something of its own (a keep-alive, a control
-    /// frame); returns what a partial write left, which must go out first. The task's next
-    /// [`Sink::next_work`] hands the socket back.
-    pub fn claim(&self) -> Option<Bytes> {
+    /// Takes the socket for the task; returns what a partial write left, which must go out
+    /// first. The task's next [`Sink::drain`] hands the socket back.
+    fn claim(&self) -> Option<Bytes> {
         let mut state = self.state();
         state.task_writes = true;
         state.backlog.take()
     }
 
     /// Records that the socket failed under the task.
-    pub fn break_off(&self) {
+    fn break_off(&self) {
         self.state().broken = true;
     }
+
+    /// Writes `bytes` as the stream's task, which holds the socket (it does until its first
+    /// [`Sink::drain`], and again after a handover); a failure marks the sink broken.
+    pub async fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        let written = write_all(&self.socket, bytes).await;
+        if written.is_err() {
+            self.break_off();
+        }
+        written
+    }
+
+    /// Writes `frame` as the task, and records it so publishers skip it.
+    pub async fn write_frame(&self, frame: &Frame) -> io::Result<()> {
+        self.write(&self.encoding.encode(frame)).await?;
+        self.written_by_task(frame.event.seq);
+        Ok(())
+    }
+
+    /// Takes the socket from publishers and writes `bytes` of the task's own (a keep-alive, a
+    /// control frame), after what a partial publisher write left.
+    pub async fn write_own(&self, bytes: &[u8]) -> io::Result<()> {
+        if let Some(rest) = self.claim() {
+            self.write(&rest).await?;
+        }
+        self.write(bytes).await
+    }
+
+    /// Writes what publishers left the task, until the socket can go back to them.
+    pub async fn drain(&self) -> io::Result<Drained> {
+        loop {
+            match self.next_work() {
+                Work::Write(bytes) => self.write(&bytes).await?,
+                Work::Idle => return Ok(Drained::Idle),
+                Work::Finish => return Ok(Drained::Finished),
+                Work::Stop => return Ok(Drained::Broken),
+            }
+        }
+    }
+}
+
+/// Writes all of `bytes`, waiting while the socket is full.
+pub async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => bytes = &bytes[written..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }

@@ -80,25 +80,14 @@ impl Frame {
         )
     }
 
-    /// The SSE event as one HTTP/1.1 chunk (size line, event, CRLF), shared the same way.
+    /// The SSE event as one HTTP/1.1 chunk, shared the same way.
     pub fn sse_chunk(&self) -> Bytes {
-        let build = || {
-            let event = self.sse();
-            let mut chunk = BytesMut::with_capacity(event.len() + 12);
-            chunk.extend_from_slice(format!("{:x}\r\n", event.len()).as_bytes());
-            chunk.extend_from_slice(&event);
-            chunk.extend_from_slice(b"\r\n");
-            chunk.freeze()
-        };
-        match self.kind {
-            FrameKind::Snapshot => build(),
-            _ => self.event.frames.sse_chunk.get_or_init(build).clone(),
-        }
+        self.shared(&self.event.frames.sse_chunk, || http_chunk(&self.sse()))
     }
 
     /// The WebSocket message as one unmasked text frame, shared the same way.
     pub fn websocket_frame(&self) -> Bytes {
-        let build = || {
+        self.shared(&self.event.frames.websocket_frame, || {
             let frame = tungstenite::protocol::frame::Frame::message(
                 self.websocket(),
                 OpCode::Data(Data::Text),
@@ -109,11 +98,7 @@ impl Frame {
                 .format(&mut wire)
                 .expect("writing to a Vec cannot fail");
             Bytes::from(wire)
-        };
-        match self.kind {
-            FrameKind::Snapshot => build(),
-            _ => self.event.frames.websocket_frame.get_or_init(build).clone(),
-        }
+        })
     }
 
     /// The WebSocket message: `{"event": <kind>, "seq": <seq>, "job": <job JSON>}`, shared the
@@ -126,15 +111,14 @@ impl Frame {
         )
     }
 
-    /// The job JSON between `head(kind, seq)` and `tail`, cached in `shared` unless this is a
-    /// snapshot. Subscribers after the first only clone the shared bytes.
+    /// The job JSON between `head(kind, seq)` and `tail`, shared through `cell`.
     fn framed(
         &self,
-        shared: &OnceLock<Bytes>,
+        cell: &OnceLock<Bytes>,
         head: impl FnOnce(&str, u64) -> String,
         tail: &str,
     ) -> Bytes {
-        let build = || {
+        self.shared(cell, || {
             let head = head(self.kind.as_str(), self.event.seq);
             let mut frame =
                 BytesMut::with_capacity(head.len() + self.event.json.len() + tail.len());
@@ -142,12 +126,26 @@ impl Frame {
             frame.extend_from_slice(&self.event.json);
             frame.extend_from_slice(tail.as_bytes());
             frame.freeze()
-        };
+        })
+    }
+
+    /// `build()`, made once per change and kept in `cell` for every other subscriber; a
+    /// snapshot is built per stream.
+    fn shared(&self, cell: &OnceLock<Bytes>, build: impl FnOnce() -> Bytes) -> Bytes {
         match self.kind {
             FrameKind::Snapshot => build(),
-            _ => shared.get_or_init(build).clone(),
+            _ => cell.get_or_init(build).clone(),
         }
     }
+}
+
+/// `data` as one HTTP/1.1 chunk: its size in hex, CRLF, the data, CRLF.
+pub fn http_chunk(data: &[u8]) -> Bytes {
+    let mut chunk = BytesMut::with_capacity(data.len() + 12);
+    chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    chunk.extend_from_slice(data);
+    chunk.extend_from_slice(b"\r\n");
+    chunk.freeze()
 }
 
 /// How a watch begins.

@@ -9,9 +9,9 @@
 
 use super::sniff::EventsRequest;
 use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
-use crate::sink::{Encoding, Sink, Work};
+use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart};
+use crate::watch::{self, JobWatch, WatchStart, http_chunk};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::io;
@@ -60,24 +60,23 @@ async fn stream_changes(
     watch: &mut JobWatch,
     state: &AppState,
 ) -> io::Result<()> {
+    let sink = Sink::new(socket.clone(), Encoding::Sse, watch.last_seq());
     let mut opening = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
-    opening.extend_from_slice(&chunk(&sse::retry_hint()));
+    opening.extend_from_slice(&http_chunk(&sse::retry_hint()));
     let mut finished = false;
     if let Some(snapshot) = watch.take_snapshot() {
         opening.extend_from_slice(&snapshot.sse_chunk());
         finished = snapshot.is_final();
     }
-    write_all(socket, &opening).await?;
+    sink.write(&opening).await?;
     if finished {
         return Ok(());
     }
-    let sink = Sink::new(socket.clone(), Encoding::Sse, watch.last_seq());
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(()); // the server is stopping
     };
     while let Some(frame) = watch.try_next() {
-        write_all(socket, &frame.sse_chunk()).await?;
-        sink.written_by_task(frame.event.seq);
+        sink.write_frame(&frame).await?;
         if frame.is_final() {
             return Ok(());
         }
@@ -86,18 +85,10 @@ async fn stream_changes(
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut discard = [0u8; 64];
     loop {
-        loop {
-            match sink.next_work() {
-                Work::Write(bytes) => {
-                    if let Err(error) = write_all(socket, &bytes).await {
-                        sink.break_off();
-                        return Err(error);
-                    }
-                }
-                Work::Idle => break,
-                Work::Finish => return Ok(()),
-                Work::Stop => return Err(io::ErrorKind::BrokenPipe.into()),
-            }
+        match sink.drain().await? {
+            Drained::Idle => {}
+            Drained::Finished => return Ok(()),
+            Drained::Broken => return Err(io::ErrorKind::BrokenPipe.into()),
         }
         tokio::select! {
             biased;
@@ -114,7 +105,7 @@ async fn stream_changes(
             }
             _ = keep_alive.tick() => {
                 if !sink.take_wrote() {
-                    send_own(&sink, socket, KEEP_ALIVE_CHUNK).await?;
+                    sink.write_own(KEEP_ALIVE_CHUNK).await?;
                 }
             }
         }
@@ -144,43 +135,6 @@ pub async fn close_gracefully(socket: &TcpStream) {
         }
     };
     let _ = tokio::time::timeout(CLOSE_LINGER, drain).await;
-}
-
-/// Writes `bytes` of the task's own (after what a partial publisher write left).
-pub async fn send_own(sink: &Sink, socket: &TcpStream, bytes: &[u8]) -> io::Result<()> {
-    let written = async {
-        if let Some(rest) = sink.claim() {
-            write_all(socket, &rest).await?;
-        }
-        write_all(socket, bytes).await
-    };
-    let result = written.await;
-    if result.is_err() {
-        sink.break_off();
-    }
-    result
-}
-
-/// Writes all of `bytes`, waiting while the socket is full.
-pub async fn write_all(socket: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        socket.writable().await?;
-        match socket.try_write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
-/// `data` as one HTTP/1.1 chunk.
-fn chunk(data: &[u8]) -> Vec<u8> {
-    let mut chunk = format!("{:x}\r\n", data.len()).into_bytes();
-    chunk.extend_from_slice(data);
-    chunk.extend_from_slice(b"\r\n");
-    chunk
 }
 
 /// How a response's body is delimited.

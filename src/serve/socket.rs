@@ -4,10 +4,10 @@
 //!
 //! The wire format is tungstenite's: its accept key, frame header parser and frame writer.
 
-use super::direct::{self, send_own, write_all};
+use super::direct;
 use super::sniff::SocketRequest;
 use crate::routes::ws::WS_MAX_MESSAGE_BYTES;
-use crate::sink::{Encoding, Sink, Work};
+use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
 use crate::watch::{self, JobWatch, WatchStart};
 use axum::response::IntoResponse;
@@ -22,6 +22,8 @@ use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
+/// How much is read from the client at a time (it only sends pongs and close frames).
+const READ_CHUNK_BYTES: usize = 256;
 /// The largest payload of a control frame (RFC 6455, 5.5).
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 
@@ -70,9 +72,7 @@ async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &Ap
         Err(_) => Ending::Drop,
     };
     if let Ending::Close(code, reason) = ending
-        && send_own(&sink, socket, &close_frame(code, reason))
-            .await
-            .is_ok()
+        && sink.write_own(&close_frame(code, reason)).await.is_ok()
     {
         direct::close_gracefully(socket).await;
     }
@@ -86,7 +86,7 @@ async fn changes(
 ) -> io::Result<Ending> {
     let finished = Ending::Close(CloseCode::Normal, "job finished");
     if let Some(snapshot) = watch.take_snapshot() {
-        write_all(socket, &snapshot.websocket_frame()).await?;
+        sink.write_frame(&snapshot).await?;
         if snapshot.is_final() {
             return Ok(finished);
         }
@@ -95,8 +95,7 @@ async fn changes(
         return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
     };
     while let Some(frame) = watch.try_next() {
-        write_all(socket, &frame.websocket_frame()).await?;
-        sink.written_by_task(frame.event.seq);
+        sink.write_frame(&frame).await?;
         if frame.is_final() {
             return Ok(finished);
         }
@@ -108,21 +107,13 @@ async fn changes(
     let mut awaiting_pong = false;
     let mut received = BytesMut::with_capacity(256);
     loop {
-        loop {
-            match sink.next_work() {
-                Work::Write(bytes) => {
-                    if let Err(error) = write_all(socket, &bytes).await {
-                        sink.break_off();
-                        return Err(error);
-                    }
-                }
-                Work::Idle => break,
-                Work::Finish if state.shutdown.is_cancelled() => {
-                    return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
-                }
-                Work::Finish => return Ok(finished),
-                Work::Stop => return Ok(Ending::Drop),
+        match sink.drain().await? {
+            Drained::Idle => {}
+            Drained::Finished if state.shutdown.is_cancelled() => {
+                return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
             }
+            Drained::Finished => return Ok(finished),
+            Drained::Broken => return Ok(Ending::Drop),
         }
         tokio::select! {
             biased;
@@ -137,7 +128,7 @@ async fn changes(
                 if awaiting_pong {
                     return Ok(Ending::Close(CloseCode::Away, "no pong"));
                 }
-                send_own(sink, socket, &control_frame(WireFrame::ping(Vec::new()))).await?;
+                sink.write_own(&control_frame(WireFrame::ping(Vec::new()))).await?;
                 awaiting_pong = true;
             }
         }
@@ -151,10 +142,10 @@ async fn read_frames(
     received: &mut BytesMut,
     awaiting_pong: &mut bool,
 ) -> io::Result<Option<Ending>> {
-    let mut chunk = [0u8; 256];
-    match socket.try_read(&mut chunk) {
+    received.reserve(READ_CHUNK_BYTES);
+    match socket.try_read_buf(received) {
         Ok(0) => return Ok(Some(Ending::Drop)),
-        Ok(read) => received.extend_from_slice(&chunk[..read]),
+        Ok(_) => {}
         Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(None),
         Err(error) => return Err(error),
     }
@@ -201,7 +192,7 @@ async fn read_frames(
             OpCode::Control(Control::Pong) => *awaiting_pong = false,
             OpCode::Control(Control::Ping) => {
                 let pong = control_frame(WireFrame::pong(payload.freeze()));
-                send_own(sink, socket, &pong).await?;
+                sink.write_own(&pong).await?;
             }
             OpCode::Control(Control::Close) => {
                 return Ok(Some(Ending::Close(CloseCode::Normal, "")));

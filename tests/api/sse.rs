@@ -287,16 +287,13 @@ async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
     // A new connection's first request is answered straight from the socket and then closed;
     // after another request on a kept-alive connection, the axum route answers.
     let kept_alive = reqwest::Client::new();
+    let use_connection = |client: &reqwest::Client| {
+        let request = client.get(app.url("/health")).send();
+        async move { request.await.unwrap().text().await.unwrap() }
+    };
     for (client, direct) in [(reqwest::Client::new(), true), (kept_alive.clone(), false)] {
         if !direct {
-            kept_alive
-                .get(app.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            use_connection(&kept_alive).await;
         }
         let mut stream = SseStream::connect_with(&client, &events_url(&app, &id), None).await;
         assert_eq!(stream.status, StatusCode::OK);
@@ -310,14 +307,7 @@ async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
         assert_eq!(done.status, StatusCode::NO_CONTENT, "direct: {direct}");
 
         if !direct {
-            kept_alive
-                .get(app.url("/health"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            use_connection(&kept_alive).await;
         }
         let missing = client.get(&unknown).send().await.unwrap();
         assert_eq!(missing.headers().contains_key("connection"), direct);
