@@ -1,5 +1,6 @@
 //! Configuration, read once at startup from environment variables or the matching flags.
 
+use crate::sink::FanoutWrites;
 use clap::Parser;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -83,6 +84,11 @@ pub struct Config {
     #[arg(long, env = "QUEUE_POLL_MS", value_name = "QUEUE_POLL_MS", default_value_t = 250,
         value_parser = clap::value_parser!(u64).range(10..=60_000))]
     pub queue_poll_ms: u64,
+    /// How a change is written to the sockets of the streams that watch it: `io-uring` (many
+    /// sockets per system call; plain sends where the kernel forbids io_uring) or `send`.
+    #[arg(long, env = "FANOUT_WRITES", value_name = "FANOUT_WRITES", value_enum,
+        default_value_t = FanoutWrites::IoUring)]
+    pub fanout_writes: FanoutWrites,
 }
 
 impl Config {

@@ -5,7 +5,8 @@
 //! the last one leaves, so each instance receives only the updates its own clients watch.
 
 use crate::job::{Job, JobId, JobStatus, Timestamp};
-use crate::sink::Sink;
+use crate::sink::{FanoutWrites, Sink};
+use crate::watch::Frame;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +92,8 @@ struct Shared {
     all: Mutex<Option<Topic>>,
     /// Set by [`Hub::close`]: no topic is kept from then on.
     closed: AtomicBool,
+    /// How changes are written to the sockets of direct streams.
+    writes: FanoutWrites,
 }
 
 struct Topic {
@@ -120,6 +123,16 @@ impl Topic {
 }
 
 impl Hub {
+    /// A hub whose publishers write direct streams' sockets the `writes` way.
+    pub fn new(writes: FanoutWrites) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                writes,
+                ..Shared::default()
+            }),
+        }
+    }
+
     fn topics(&self) -> MutexGuard<'_, HashMap<JobId, Topic>> {
         self.shared.topics.lock().expect("hub lock poisoned")
     }
@@ -136,9 +149,8 @@ impl Hub {
             let _ = topic.sender.send(event.clone());
             topic.sinks.clone()
         };
-        for sink in sinks.lock().expect("hub lock poisoned").iter() {
-            sink.offer(&event);
-        }
+        let sinks = sinks.lock().expect("hub lock poisoned");
+        crate::sink::write_to_all(&sinks, &Frame::change(event), self.shared.writes);
     }
 
     /// Lets publishers of `job_id` write to `sink` until the guard drops. `None` when the job has

@@ -4,6 +4,7 @@ use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::routes;
+use crate::sink::FanoutWrites;
 use crate::state::AppState;
 use crate::store::{JobStore, MemoryStore, RedisStore, Store};
 use crate::{pubsub, serve, worker};
@@ -41,7 +42,8 @@ impl App {
         // rediss:// needs a TLS crypto provider; pick ring explicitly rather than relying on which
         // rustls features other crates happen to enable. Already installed is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let hub = Hub::default();
+        let hub = Hub::new(config.fanout_writes);
+        log_fanout_writes(config.fanout_writes);
         let shutdown = CancellationToken::new();
         info!(redis_url = %config.redis_url, "connecting to Redis");
         let client = redis::Client::open(config.redis_url.expose())?;
@@ -123,6 +125,19 @@ impl App {
         info!("jobcast stopped");
         Ok(())
     }
+}
+
+/// Says how direct streams will be written, and why plain sends when io_uring was asked for.
+fn log_fanout_writes(writes: FanoutWrites) {
+    #[cfg(target_os = "linux")]
+    if writes == FanoutWrites::IoUring {
+        match crate::sink::probe_io_uring() {
+            Ok(()) => info!("fan-out writes: io_uring"),
+            Err(error) => tracing::warn!(%error, "fan-out writes: send (io_uring unavailable)"),
+        }
+        return;
+    }
+    info!(?writes, "fan-out writes");
 }
 
 async fn purge_periodically(state: AppState) {

@@ -2,12 +2,15 @@
 //! its own process (`--serve-floor`) so its CPU time is measured the same way as jobcast's.
 //!
 //! One thread; one task holds every subscriber's socket; each update is built once and written
-//! to each socket in turn, with no per-subscriber task, buffer or subscription. What it spends
-//! per delivery is mostly the kernel's cost of one small TCP write on loopback: the least any
-//! server can spend on this machine for the same deliveries.
+//! to each socket in turn, with no per-subscriber task, buffer or subscription: with one `send`
+//! per socket, or (`io-uring`) with jobcast's batched io_uring sends. What it spends per
+//! delivery is mostly the kernel's cost of one small TCP write on loopback: the least any
+//! server can spend on this machine for the same deliveries, written the same way.
 
 use crate::client::find;
+use jobcast::sink::{FANOUT_BATCH, FanoutWrites, send_each};
 use std::cell::{Cell, RefCell};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -16,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 const JOB_JSON_BYTES: usize = 350;
 
 struct Floor {
+    writes: FanoutWrites,
     subscribers: RefCell<Vec<TcpStream>>,
     seq: Cell<u64>,
     job: String,
@@ -23,7 +27,7 @@ struct Floor {
 
 /// `POST …/progress` publishes the next seq to every subscriber; any other `POST` answers a
 /// job id; a `GET` subscribes and gets the snapshot (seq 1).
-pub async fn serve() {
+pub async fn serve(writes: FanoutWrites) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     println!(
@@ -36,6 +40,7 @@ pub async fn serve() {
     job.push_str(&"x".repeat(JOB_JSON_BYTES - job.len() - 2));
     job.push_str(r#""}"#);
     let floor = Rc::new(Floor {
+        writes,
         subscribers: RefCell::new(Vec::new()),
         seq: Cell::new(1),
         job,
@@ -71,9 +76,7 @@ async fn serve_connection(mut stream: TcpStream, floor: Rc<Floor>) {
             floor.seq.set(seq);
             let chunk = chunk(seq, &floor.job);
             let mut sockets = std::mem::take(&mut *floor.subscribers.borrow_mut());
-            for socket in &mut sockets {
-                let _ = socket.write_all(&chunk).await;
-            }
+            write_to_all(&mut sockets, &chunk, floor.writes).await;
             floor.subscribers.borrow_mut().append(&mut sockets);
             format!(r#"{{"seq":{seq}}}"#)
         } else {
@@ -86,6 +89,26 @@ async fn serve_connection(mut stream: TcpStream, floor: Rc<Floor>) {
         if stream.write_all(response.as_bytes()).await.is_err() {
             return;
         }
+    }
+}
+
+/// Writes `chunk` to every socket: batched through io_uring, then whatever a socket did not
+/// take at once is written on its own.
+async fn write_to_all(sockets: &mut [TcpStream], chunk: &[u8], writes: FanoutWrites) {
+    let mut written = vec![0; sockets.len()];
+    if writes == FanoutWrites::IoUring {
+        for (batch, done) in sockets
+            .chunks(FANOUT_BATCH)
+            .zip(written.chunks_mut(FANOUT_BATCH))
+        {
+            let targets = batch.iter().map(|socket| (socket.as_raw_fd(), chunk));
+            for (done, sent) in done.iter_mut().zip(send_each(targets)) {
+                *done = sent.and_then(Result::ok).unwrap_or(0);
+            }
+        }
+    }
+    for (socket, done) in sockets.iter_mut().zip(written) {
+        let _ = socket.write_all(&chunk[done..]).await;
     }
 }
 

@@ -11,6 +11,7 @@ mod floor;
 mod processes;
 mod scenarios;
 
+use jobcast::sink::FanoutWrites;
 use scenarios::{Target, Transport};
 use serde_json::Value;
 use std::time::Duration;
@@ -35,8 +36,12 @@ fn main() {
         let threaded = tokio::runtime::Runtime::new().unwrap();
         return threaded.block_on(processes::serve_bare(&args[at + 1]));
     }
-    if args.iter().any(|arg| arg == "--serve-floor") {
-        return runtime.block_on(floor::serve());
+    if let Some(at) = args.iter().position(|arg| arg == "--serve-floor") {
+        let writes = match args[at + 1].as_str() {
+            "io-uring" => FanoutWrites::IoUring,
+            _ => FanoutWrites::Send,
+        };
+        return runtime.block_on(floor::serve(writes));
     }
     let _ = rlimit::increase_nofile_limit(u64::MAX);
     let smoke = args.iter().any(|arg| arg == "--smoke");
@@ -84,12 +89,15 @@ async fn run(smoke: bool, only: Option<&str>) -> usize {
     if wanted("fanout") {
         let fast = (subscribers, Duration::from_millis(20), fast_updates);
         let slow = (big, Duration::from_millis(500), slow_updates);
+        let (uring, send) = (FanoutWrites::IoUring, FanoutWrites::Send);
         let runs = [
-            (Target::Floor, Transport::Sse, fast),
-            (Target::Jobcast, Transport::Sse, fast),
-            (Target::Jobcast, Transport::WebSocket, fast),
-            (Target::Floor, Transport::Sse, slow),
-            (Target::Jobcast, Transport::Sse, slow),
+            (Target::Floor(send), Transport::Sse, fast),
+            (Target::Floor(uring), Transport::Sse, fast),
+            (Target::Jobcast(send), Transport::Sse, fast),
+            (Target::Jobcast(uring), Transport::Sse, fast),
+            (Target::Jobcast(uring), Transport::WebSocket, fast),
+            (Target::Floor(uring), Transport::Sse, slow),
+            (Target::Jobcast(uring), Transport::Sse, slow),
         ];
         for (target, transport, (subscribers, interval, updates)) in runs {
             let result = scenarios::fanout(target, transport, subscribers, interval, updates);

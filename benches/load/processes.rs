@@ -1,5 +1,6 @@
 //! The processes a benchmark runs against: its own redis-server, jobcast, and a bare axum server.
 
+use jobcast::sink::FanoutWrites;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -75,10 +76,10 @@ impl Server {
         Self::spawn(command, "bare listening").await
     }
 
-    /// This binary as the fan-out floor (`floor.rs`).
-    pub async fn floor() -> Self {
+    /// This binary as the fan-out floor (`floor.rs`), writing the `writes` way.
+    pub async fn floor(writes: FanoutWrites) -> Self {
         let mut command = Command::new(std::env::current_exe().unwrap());
-        command.arg("--serve-floor");
+        command.args(["--serve-floor", crate::scenarios::fanout_writes_var(writes)]);
         Self::spawn(command, "floor listening").await
     }
 

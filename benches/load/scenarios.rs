@@ -5,6 +5,7 @@ use crate::client::{self, Connection};
 use crate::processes::{Redis, Server};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
+use jobcast::sink::FanoutWrites;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -206,12 +207,34 @@ pub enum Transport {
     WebSocket,
 }
 
-/// Which server a fan-out runs against.
+/// Which server a fan-out runs against, and how it writes a change to many sockets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
-    Jobcast,
+    Jobcast(FanoutWrites),
     /// The machine's floor (`floor.rs`); SSE only.
-    Floor,
+    Floor(FanoutWrites),
+}
+
+impl Target {
+    /// The scenario name's suffix: nothing for jobcast as configured by default.
+    fn suffix(self) -> String {
+        let writes = |writes: FanoutWrites| match writes {
+            FanoutWrites::IoUring => "",
+            FanoutWrites::Send => "-send",
+        };
+        match self {
+            Self::Jobcast(writes_as) => writes(writes_as).to_owned(),
+            Self::Floor(writes_as) => format!("-floor{}", writes(writes_as)),
+        }
+    }
+}
+
+/// `FANOUT_WRITES` for `writes`.
+pub fn fanout_writes_var(writes: FanoutWrites) -> &'static str {
+    match writes {
+        FanoutWrites::IoUring => "io-uring",
+        FanoutWrites::Send => "send",
+    }
 }
 
 /// 4. One job, `subscribers` watchers, an update every `interval`, `updates` times.
@@ -223,17 +246,18 @@ pub async fn fanout(
     updates: usize,
 ) -> Value {
     let (_redis, server) = match target {
-        Target::Jobcast => {
+        Target::Jobcast(writes) => {
             let redis = Redis::start().await;
             let vars = [
                 ("REDIS_URL", redis.url()),
                 ("WORKER_CONCURRENCY", "0".into()),
+                ("FANOUT_WRITES", fanout_writes_var(writes).into()),
             ];
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let server = Server::jobcast(&vars).await;
             (Some(redis), server)
         }
-        Target::Floor => (None, Server::floor().await),
+        Target::Floor(writes) => (None, Server::floor(writes).await),
     };
     let id = create_job(server.addr).await;
     let sent: Rc<RefCell<Vec<Option<Instant>>>> = Rc::new(RefCell::new(vec![None; updates + 2]));
@@ -314,12 +338,8 @@ pub async fn fanout(
     let expected = (subscribers * updates) as u64;
     let h = latencies.borrow();
     let (p50, p99, max) = percentiles_ms(&h);
-    let floor = if target == Target::Floor {
-        "-floor"
-    } else {
-        ""
-    };
-    json!({"scenario": format!("fanout-{transport:?}{floor}").to_lowercase(), "subscribers": subscribers,
+    let suffix = target.suffix();
+    json!({"scenario": format!("fanout-{transport:?}{suffix}").to_lowercase(), "subscribers": subscribers,
            "updates": updates, "interval_ms": interval.as_millis() as u64,
            "delivered": delivered, "expected": expected,
            "delivered_pct": (delivered as f64 * 100.0 / expected.max(1) as f64 * 100.0).round() / 100.0,

@@ -28,6 +28,7 @@ fn an_invalid_value_stops_startup_naming_the_variable() {
         ("WORKER_CONCURRENCY", "-1"),
         ("DEEP_RESEARCH_STEP_MS", "soon"),
         ("REDIS_URL", "http://not-redis"),
+        ("FANOUT_WRITES", "carrier-pigeon"),
     ] {
         let output = start_with(&[(variable, value)]);
         assert!(!output.status.success(), "{variable}={value} was accepted");

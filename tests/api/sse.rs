@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use jobcast::research::{self, ResearchInput};
+use jobcast::sink::FanoutWrites;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -320,10 +321,21 @@ async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stalls_then_reads_again_gets_newer_states_in_order_and_the_end() {
+    stalled_client_gets_newer_states_in_order_and_the_end(FanoutWrites::IoUring).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_one_send_per_socket_a_stalled_client_still_gets_newer_states_and_the_end() {
+    stalled_client_gets_newer_states_in_order_and_the_end(FanoutWrites::Send).await;
+}
+
+async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWrites) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const UPDATES: u64 = 6_000;
     let redis = TestRedis::start().await;
-    let app = spawn_app(&redis).await;
+    let mut config = test_config(&redis.url());
+    config.fanout_writes = writes;
+    let app = spawn_app_with(config).await;
     let id = app.create_external_job().await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();

@@ -8,6 +8,14 @@
 //! then writes what is left and the newest state (progress is latest-wins, so a slow client
 //! skips states instead of making the server buffer them) and hands the socket back.
 
+mod batch;
+#[cfg(target_os = "linux")]
+mod uring;
+
+pub use batch::{FANOUT_BATCH, FanoutWrites, write_to_all};
+#[cfg(target_os = "linux")]
+pub use uring::{probe as probe_io_uring, send_each};
+
 use crate::hub::JobEvent;
 use crate::watch::Frame;
 use bytes::Bytes;
@@ -82,6 +90,51 @@ enum Work {
     Stop,
 }
 
+/// A sink whose socket a publisher holds while it writes one change; no one else writes to the
+/// socket until [`Claim::settle`].
+pub struct Claim<'a> {
+    sink: &'a Sink,
+    state: MutexGuard<'a, SinkState>,
+}
+
+impl Claim<'_> {
+    pub fn socket(&self) -> &TcpStream {
+        &self.sink.socket
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        self.sink.encoding
+    }
+
+    /// Records how writing `chunk` (`frame` in this sink's encoding) went; what is left of it,
+    /// and anything after the final state, becomes the task's work.
+    pub fn settle(self, written: io::Result<usize>, frame: &Frame, chunk: &Bytes) {
+        let Claim { sink, mut state } = self;
+        match written {
+            Ok(written) if written == chunk.len() => {
+                sink.wrote.store(true, Ordering::Relaxed);
+                if !frame.is_final() {
+                    return;
+                }
+                state.task_writes = true;
+                state.finished = true;
+            }
+            Ok(written) => {
+                state.task_writes = true;
+                state.backlog = Some(chunk.slice(written..));
+                state.finished = frame.is_final();
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                state.task_writes = true;
+                state.pending = Some(frame.event.clone());
+            }
+            Err(_) => state.broken = true,
+        }
+        drop(state);
+        sink.wake.notify_one();
+    }
+}
+
 impl Sink {
     /// A sink that its task writes until the task first runs out of work; `seq` is the newest
     /// state the client has or is being sent.
@@ -103,44 +156,22 @@ impl Sink {
         self.state.lock().expect("sink lock poisoned")
     }
 
-    /// Delivers `event` if it is newer than what the client has: written at once when the socket
-    /// takes it whole, otherwise left to the stream's task.
-    pub fn offer(&self, event: &JobEvent) {
+    /// Takes the socket to write `frame`'s change, if the client lacks it and no task is writing.
+    /// `None` when the change is handled already: skipped as stale, or left to the task.
+    pub fn claim(&self, frame: &Frame) -> Option<Claim<'_>> {
         let mut state = self.state();
+        let event = &frame.event;
         if state.broken || state.finished || event.seq <= state.seq {
-            return;
+            return None;
         }
         state.seq = event.seq;
         if state.task_writes {
             state.pending = Some(event.clone());
             drop(state);
             self.wake.notify_one();
-            return;
+            return None;
         }
-        let frame = Frame::change(event.clone());
-        let chunk = self.encoding.encode(&frame);
-        match self.socket.try_write(&chunk) {
-            Ok(written) if written == chunk.len() => {
-                self.wrote.store(true, Ordering::Relaxed);
-                if !frame.is_final() {
-                    return;
-                }
-                state.task_writes = true;
-                state.finished = true;
-            }
-            Ok(written) => {
-                state.task_writes = true;
-                state.backlog = Some(chunk.slice(written..));
-                state.finished = frame.is_final();
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                state.task_writes = true;
-                state.pending = Some(frame.event);
-            }
-            Err(_) => state.broken = true,
-        }
-        drop(state);
-        self.wake.notify_one();
+        Some(Claim { sink: self, state })
     }
 
     /// Ends the stream after what is already queued (the server is stopping).
@@ -196,7 +227,7 @@ impl Sink {
 
     /// Takes the socket for the task; returns what a partial write left, which must go out
     /// first. The task's next [`Sink::drain`] hands the socket back.
-    fn claim(&self) -> Option<Bytes> {
+    fn take_over(&self) -> Option<Bytes> {
         let mut state = self.state();
         state.task_writes = true;
         state.backlog.take()
@@ -227,7 +258,7 @@ impl Sink {
     /// Takes the socket from publishers and writes `bytes` of the task's own (a keep-alive, a
     /// control frame), after what a partial publisher write left.
     pub async fn write_own(&self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(rest) = self.claim() {
+        if let Some(rest) = self.take_over() {
             self.write(&rest).await?;
         }
         self.write(bytes).await
