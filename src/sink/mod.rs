@@ -3,10 +3,11 @@
 //!
 //! Waking a task per subscriber per change cost more than the write itself (BENCHMARKS.md):
 //! here the task that publishes a change writes its shared chunk to every idle stream's socket
-//! with a non-blocking `try_write`, as the cheapest fan-out server would. Only a socket that
-//! would block, a partial write, or the end of the stream hands the socket to its task, which
-//! then writes what is left and the newest state (progress is latest-wins, so a slow client
-//! skips states instead of making the server buffer them) and hands the socket back.
+//! with non-blocking sends, batched into io_uring submissions (`batch.rs`, `uring.rs`), as the
+//! cheapest fan-out server would. Only a socket that would block, a partial write, or the end
+//! of the stream hands the socket to its task, which then writes what is left and the newest
+//! state (progress is latest-wins, so a slow client skips states instead of making the server
+//! buffer them) and hands the socket back.
 
 mod batch;
 #[cfg(target_os = "linux")]
