@@ -129,15 +129,17 @@ impl App {
 
 /// Says how direct streams will be written, and why plain sends when io_uring was asked for.
 fn log_fanout_writes(writes: FanoutWrites) {
-    #[cfg(target_os = "linux")]
-    if writes == FanoutWrites::IoUring {
-        match crate::sink::probe_io_uring() {
-            Ok(()) => info!("fan-out writes: io_uring"),
-            Err(error) => tracing::warn!(%error, "fan-out writes: send (io_uring unavailable)"),
-        }
+    if writes == FanoutWrites::Send {
+        info!("fan-out writes: send");
         return;
     }
-    info!(?writes, "fan-out writes");
+    #[cfg(target_os = "linux")]
+    match crate::sink::probe_io_uring() {
+        Ok(()) => info!("fan-out writes: io_uring"),
+        Err(error) => tracing::warn!(%error, "fan-out writes: send (io_uring unavailable)"),
+    }
+    #[cfg(not(target_os = "linux"))]
+    info!("fan-out writes: send (io_uring is Linux only)");
 }
 
 async fn purge_periodically(state: AppState) {

@@ -101,8 +101,8 @@ async fn write_to_all(sockets: &mut [TcpStream], chunk: &[u8], writes: FanoutWri
             .chunks(FANOUT_BATCH)
             .zip(written.chunks_mut(FANOUT_BATCH))
         {
-            let targets = batch.iter().map(|socket| (socket.as_raw_fd(), chunk));
-            for (done, sent) in done.iter_mut().zip(send_each(targets)) {
+            let targets: Vec<_> = batch.iter().map(|s| (s.as_raw_fd(), chunk)).collect();
+            for (done, sent) in done.iter_mut().zip(send_each(&targets)) {
                 *done = sent.and_then(Result::ok).unwrap_or(0);
             }
         }

@@ -61,11 +61,14 @@ fn write_batch(claims: &mut Vec<Claim<'_>>, frame: &Frame, chunks: &Chunks, writ
 #[cfg(target_os = "linux")]
 fn send_with_io_uring(claims: &[Claim<'_>], chunks: &Chunks) -> Vec<Option<io::Result<usize>>> {
     use std::os::fd::AsRawFd;
-    let targets = claims.iter().map(|claim| {
-        let chunk = chunks.get(claim.encoding());
-        (claim.socket().as_raw_fd(), chunk.as_ref())
-    });
-    super::uring::send_each(targets)
+    let targets: Vec<_> = claims
+        .iter()
+        .map(|claim| {
+            let chunk = chunks.get(claim.encoding());
+            (claim.socket().as_raw_fd(), chunk.as_ref())
+        })
+        .collect();
+    super::uring::send_each(&targets)
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -30,50 +30,41 @@ pub fn probe() -> io::Result<()> {
 /// Sends each `(socket, bytes)` once, without waiting; at most [`FANOUT_BATCH`] of them. The
 /// result of each, in order; `None` for a send that did not run here, and nothing at all when
 /// this thread has no io_uring: the caller makes those sends itself.
-pub fn send_each<'a>(
-    targets: impl ExactSizeIterator<Item = (RawFd, &'a [u8])>,
-) -> Vec<Option<io::Result<usize>>> {
-    let count = targets.len();
-    assert!(count <= FANOUT_BATCH, "a batch fits the ring");
+pub fn send_each(targets: &[(RawFd, &[u8])]) -> Vec<Option<io::Result<usize>>> {
+    assert!(targets.len() <= FANOUT_BATCH, "a batch fits the ring");
     RING.with_borrow_mut(|ring| {
         let Some(uring) = ring.get() else {
             return Vec::new();
         };
         let mut sends = uring.submission();
-        for (index, (socket, bytes)) in targets.enumerate() {
+        for (index, &(socket, bytes)) in targets.iter().enumerate() {
             let len = u32::try_from(bytes.len()).expect("a chunk is far below 4 GiB");
             let send = opcode::Send::new(types::Fd(socket), bytes.as_ptr(), len)
                 .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
                 .build()
                 .user_data(index as u64);
-            // SAFETY: `bytes` and `socket` are the caller's and outlive this call, and every send
-            // pushed here has completed or been dropped with the ring before it returns.
-            unsafe { sends.push(&send) }.expect("a batch fits the ring");
+            // SAFETY: `bytes` and `socket` are borrowed for this whole call, the ring was empty
+            // when it began (`Ring::get`), and before it returns every send pushed here has
+            // completed or has been dropped with the ring unsubmitted.
+            unsafe { sends.push(&send) }.expect("an empty ring holds a batch");
         }
         drop(sends);
-        let mut results: Vec<_> = (0..count).map(|_| None).collect();
-        if let Err(error) = complete(uring, count, &mut results) {
-            // Sends the kernel has not taken die with the ring; the caller makes them.
-            tracing::error!(%error, "io_uring failed; this thread sends one socket at a time now");
-            *ring = Ring::Unavailable;
+        let mut results: Vec<_> = targets.iter().map(|_| None).collect();
+        if let Err(error) = complete(uring, &mut results) {
+            // Sends the kernel has not taken die with this ring; the caller makes them.
+            tracing::warn!(%error, "io_uring failed; the next batch gets a new ring");
+            *ring = Ring::Untried;
         }
         results
     })
 }
 
-/// Submits what is queued and collects `count` completions into `results`.
-fn complete(
-    uring: &mut IoUring,
-    count: usize,
-    results: &mut [Option<io::Result<usize>>],
-) -> io::Result<()> {
+/// Submits what is queued and collects one completion per entry of `results`. An error means
+/// the kernel took none of what was left to submit.
+fn complete(uring: &mut IoUring, results: &mut [Option<io::Result<usize>>]) -> io::Result<()> {
     let mut completed = 0;
-    while completed < count {
-        match uring.submit_and_wait(count - completed) {
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
+    while completed < results.len() {
+        uring.submit_and_wait(results.len() - completed)?;
         for entry in uring.completion() {
             let result = entry.result();
             results[entry.user_data() as usize] = Some(match usize::try_from(result) {
@@ -87,11 +78,16 @@ fn complete(
 }
 
 impl Ring {
-    /// This thread's ring, made on first use.
+    /// This thread's ring, made on first use, and made again if a batch left anything in it.
     fn get(&mut self) -> Option<&mut IoUring> {
+        if let Self::Ready(uring) = self
+            && !(uring.submission().is_empty() && uring.completion().is_empty())
+        {
+            *self = Self::Untried;
+        }
         if let Self::Untried = self {
             *self = match IoUring::new(FANOUT_BATCH as u32) {
-                Ok(ring) => Self::Ready(Box::new(ring)),
+                Ok(uring) => Self::Ready(Box::new(uring)),
                 Err(error) => {
                     warn_once(&error);
                     Self::Unavailable
@@ -99,7 +95,7 @@ impl Ring {
             };
         }
         match self {
-            Self::Ready(ring) => Some(ring),
+            Self::Ready(uring) => Some(uring),
             _ => None,
         }
     }
@@ -129,14 +125,8 @@ mod tests {
         let (mut live, gone) = (open(), open());
         let (gone, peer) = gone;
         drop(peer); // the peer has gone: the first send draws a reset, the next one fails
-        let _ = send_each([(gone.as_raw_fd(), &b"x"[..])].into_iter());
-        let results = send_each(
-            [
-                (live.0.as_raw_fd(), &b"hello"[..]),
-                (gone.as_raw_fd(), &b"world"[..]),
-            ]
-            .into_iter(),
-        );
+        let _ = send_each(&[(gone.as_raw_fd(), b"x")]);
+        let results = send_each(&[(live.0.as_raw_fd(), b"hello"), (gone.as_raw_fd(), b"world")]);
         assert_eq!(results.len(), 2, "this machine's kernel runs io_uring");
         assert_eq!(results[0].as_ref().unwrap().as_ref().unwrap(), &5);
         assert!(results[1].as_ref().unwrap().is_err(), "{:?}", results[1]);
