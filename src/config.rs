@@ -67,6 +67,12 @@ pub struct Config {
     #[arg(long, env = "WS_PING_SECS", value_name = "WS_PING_SECS", default_value_t = 20,
         value_parser = clap::value_parser!(u64).range(1..=300))]
     pub ws_ping_secs: u64,
+    /// How long what the server sent a client may stay unacknowledged (a client that stopped
+    /// reading, or vanished) before the kernel drops the connection, in milliseconds; 0 leaves
+    /// it to the system, which keeps a client that stopped reading forever.
+    #[arg(long, env = "STALLED_CLIENT_TIMEOUT_MS", value_name = "STALLED_CLIENT_TIMEOUT_MS",
+        default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub stalled_client_timeout_ms: u64,
     /// Attempts a job gets: after this many interrupted runs it fails instead of being requeued.
     #[arg(long, env = "MAX_ATTEMPTS", value_name = "MAX_ATTEMPTS", default_value_t = 5,
         value_parser = clap::value_parser!(u32).range(1..=100))]
@@ -114,6 +120,12 @@ impl Config {
 
     pub fn sweep_interval(&self) -> Duration {
         Duration::from_millis(self.sweep_interval_ms)
+    }
+
+    /// `None` when the system's default applies.
+    pub fn stalled_client_timeout(&self) -> Option<Duration> {
+        let timeout = Duration::from_millis(self.stalled_client_timeout_ms);
+        (!timeout.is_zero()).then_some(timeout)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

@@ -85,6 +85,7 @@ async fn accept(
         match accepted {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
+                drop_when_stalled(&stream, state.config.stalled_client_timeout());
                 let (state, handoff) = (state.clone(), handoff.clone());
                 tokio::spawn(route(stream, peer, state, handoff, streams.clone()));
             }
@@ -136,6 +137,18 @@ async fn route(
                 .await;
         }
     }
+}
+
+/// Has the kernel drop the connection when what was sent stays unacknowledged for `timeout`
+/// (`TCP_USER_TIMEOUT`, which also bounds a zero receive window): a client that stopped reading,
+/// or vanished, does not keep its socket and its stream's task forever.
+fn drop_when_stalled(stream: &TcpStream, timeout: Option<Duration>) {
+    #[cfg(target_os = "linux")]
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(timeout) {
+        tracing::debug!(%error, "TCP_USER_TIMEOUT not set");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (stream, timeout);
 }
 
 /// Errors that concern one connection only (the peer gave up before it was accepted).

@@ -29,6 +29,7 @@ fn an_invalid_value_stops_startup_naming_the_variable() {
         ("DEEP_RESEARCH_STEP_MS", "soon"),
         ("REDIS_URL", "http://not-redis"),
         ("FANOUT_WRITES", "carrier-pigeon"),
+        ("STALLED_CLIENT_TIMEOUT_MS", "a while"),
     ] {
         let output = start_with(&[(variable, value)]);
         assert!(!output.status.success(), "{variable}={value} was accepted");

@@ -342,9 +342,18 @@ async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWri
     let mut stalled = socket.connect(app.addr).await.unwrap();
     let request = format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: jobcast\r\n\r\n");
     stalled.write_all(request.as_bytes()).await.unwrap();
+    // The stream has started (its snapshot is on the way) before the job changes.
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains("id: 1\n") {
+        let read = tokio::time::timeout(PATIENCE, stalled.read_buf(&mut received)).await;
+        assert!(
+            read.unwrap().unwrap() > 0,
+            "the stream ended before its snapshot"
+        );
+    }
 
-    // About 3 MB of updates while the client reads nothing: far more than the sockets hold, so
-    // the server must stop writing to this client and later send it only what is newest.
+    // About 3 MB of updates while the client reads nothing more: far more than the sockets
+    // hold, so the server must stop writing to this client and later send it only what is newest.
     let padding = "x".repeat(480);
     for update in 0..UPDATES {
         let step = format!("{update} {padding}");
@@ -353,7 +362,6 @@ async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWri
     let done = app.report(&id, "complete", &json!({"result": {}})).await;
     assert_eq!(done.status(), StatusCode::OK);
 
-    let mut received = Vec::new();
     let read_all = stalled.read_to_end(&mut received);
     tokio::time::timeout(PATIENCE, read_all)
         .await
@@ -374,4 +382,47 @@ async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWri
         "the response ended properly"
     );
     println!("the stalled client got {} of {final_seq} states", ids.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_dropped_once_the_stall_timeout_passes() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.stalled_client_timeout_ms = 500;
+    let app = spawn_app_with(config).await;
+    let id = app.create_external_job().await;
+    let channel = format!("job:{id}");
+    let watchers = || async {
+        let (_, count) = redis
+            .command::<(String, i64)>(&["PUBSUB", "NUMSUB", &channel])
+            .await;
+        count
+    };
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(app.addr).await.unwrap();
+    let request = format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: jobcast\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    eventually("the stream is open", || async {
+        (watchers().await == 1).then_some(())
+    })
+    .await;
+
+    // Far more than the client's window and the server's socket buffer hold, never read.
+    let padding = "x".repeat(480);
+    for update in 0..2_000 {
+        progress(&app, &id, 50, &format!("{update} {padding}")).await;
+    }
+    eventually("the server dropped the stalled stream", || async {
+        (watchers().await == 0).then_some(())
+    })
+    .await;
+    let mut received = Vec::new();
+    let ended = tokio::time::timeout(PATIENCE, stalled.read_to_end(&mut received)).await;
+    assert!(ended.is_ok(), "the connection is gone for the client too");
+    assert!(
+        !received.ends_with(b"\r\n0\r\n\r\n"),
+        "cut off, not ended as if the job were over"
+    );
 }
