@@ -15,8 +15,19 @@ pub fn screenshot_dir() -> std::path::PathBuf {
 /// A fresh browser profile in a chromedriver of its own; both end when dropped.
 pub struct Browser {
     pub client: Client,
-    _driver: Child,
+    driver: Child,
     _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    /// chromedriver leads a process group that its Chromium processes join: ending the group
+    /// ends them all, where killing chromedriver alone would leave Chromium running.
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            // SAFETY: killpg only sends a signal; the group is this browser's own.
+            unsafe { libc::killpg(group as libc::pid_t, libc::SIGKILL) };
+        }
+    }
 }
 
 impl Browser {
@@ -31,6 +42,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver must be on PATH (apt-get install chromium chromium-driver)");
@@ -67,7 +79,7 @@ impl Browser {
             .expect("a browser session");
         Self {
             client,
-            _driver: driver,
+            driver,
             _profile: profile,
         }
     }
