@@ -53,6 +53,13 @@ fn text_message(frame: &Frame) -> Message {
     Message::Text(text)
 }
 
+/// Whether a read failed because the peer's message was over [`WS_MAX_MESSAGE_BYTES`].
+fn is_too_big(error: &axum::Error) -> bool {
+    let error: &(dyn std::error::Error + 'static) = error;
+    std::iter::successors(Some(error), |error| error.source())
+        .any(|error| matches!(error.downcast_ref(), Some(tungstenite::Error::Capacity(_))))
+}
+
 fn close(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame {
         code,
@@ -114,6 +121,7 @@ async fn stream_frames(
                 Some(Ok(Message::Ping(_))) => {} // answered by the protocol layer
                 Some(Ok(Message::Text(_))) => return Some(close(close_code::POLICY, "this stream accepts no messages")),
                 Some(Ok(Message::Binary(_))) => return Some(close(close_code::UNSUPPORTED, "binary frames are not supported")),
+                Some(Err(error)) if is_too_big(&error) => return Some(close(close_code::SIZE, "message too big")),
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
             },
             _ = ping.tick() => {

@@ -106,30 +106,68 @@ async fn frames_a_client_should_not_send_get_a_close_code_and_other_clients_are_
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
     let id = app.create_external_job().await;
-    let mut texter = connect(&app, &id, "").await;
-    let mut binary = connect(&app, &id, "").await;
-    let mut oversized = connect(&app, &id, "").await;
-    let mut healthy = connect(&app, &id, "").await;
-    for socket in [&mut texter, &mut binary, &mut oversized, &mut healthy] {
-        assert_eq!(next(socket).await.unwrap()["event"], "snapshot");
+    for reused in [false, true] {
+        let open = || connect_on(&app, &id, reused);
+        let (mut texter, mut binary) = (open().await, open().await);
+        let (mut oversized, mut healthy) = (open().await, open().await);
+        for socket in [&mut texter, &mut binary, &mut oversized, &mut healthy] {
+            assert_eq!(next(socket).await.unwrap()["event"], "snapshot");
+        }
+
+        texter
+            .send(Message::Text("{not json".into()))
+            .await
+            .unwrap();
+        binary
+            .send(Message::Binary(vec![0xde, 0xad].into()))
+            .await
+            .unwrap();
+        let policy = next(&mut texter).await;
+        assert_eq!(policy, Err(Some(CloseCode::Policy)), "reused: {reused}");
+        let unsupported = next(&mut binary).await;
+        assert_eq!(
+            unsupported,
+            Err(Some(CloseCode::Unsupported)),
+            "reused: {reused}"
+        );
+        let too_big = "x".repeat(jobcast::routes::ws::WS_MAX_MESSAGE_BYTES + 1);
+        oversized.send(Message::Text(too_big.into())).await.unwrap();
+        let size = next(&mut oversized).await;
+        assert_eq!(size, Err(Some(CloseCode::Size)), "reused: {reused}");
+
+        let progress = if reused { 71 } else { 70 };
+        app.report(&id, "progress", &json!({"progress": progress}))
+            .await;
+        assert_eq!(
+            next(&mut healthy).await.unwrap()["job"]["progress"],
+            progress
+        );
     }
+}
 
-    texter
-        .send(Message::Text("{not json".into()))
-        .await
-        .unwrap();
-    binary
-        .send(Message::Binary(vec![0xde, 0xad].into()))
-        .await
-        .unwrap();
-    assert_eq!(next(&mut texter).await, Err(Some(CloseCode::Policy)));
-    assert_eq!(next(&mut binary).await, Err(Some(CloseCode::Unsupported)));
-    let too_big = "x".repeat(jobcast::routes::ws::WS_MAX_MESSAGE_BYTES + 1);
-    oversized.send(Message::Text(too_big.into())).await.unwrap();
-    assert_eq!(next(&mut oversized).await, Err(Some(CloseCode::Size)));
-
-    app.report(&id, "progress", &json!({"progress": 70})).await;
-    assert_eq!(next(&mut healthy).await.unwrap()["job"]["progress"], 70);
+/// A socket whose upgrade is its connection's first request (served straight from the socket),
+/// or that follows another request on the connection (`reused`: axum serves it, and hyper adds
+/// a Date header to the handshake, which tells the two apart).
+async fn connect_on(app: &TestApp, id: &str, reused: bool) -> Socket {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    if reused {
+        stream
+            .write_all(b"GET /health HTTP/1.1\r\nHost: jobcast\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = Vec::new();
+        while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
+            let mut chunk = [0u8; 1024];
+            let read = stream.read(&mut chunk).await.unwrap();
+            response.extend_from_slice(&chunk[..read]);
+        }
+    }
+    let url = format!("ws://{}/api/v4/job/{id}/ws", app.addr);
+    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
+    let (socket, handshake) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
+    assert_eq!(handshake.headers().contains_key("date"), reused);
+    socket
 }
 
 #[tokio::test]
@@ -189,32 +227,12 @@ async fn a_peer_that_stops_answering_pings_is_dropped() {
 
 #[tokio::test]
 async fn a_socket_is_the_same_on_a_new_connection_and_after_another_request_on_it() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
     let id = app.start_research("Cola", json!(["water"])).await;
     let final_seq = app.wait_until_finished(&id).await["seq"].as_u64().unwrap();
-    let url = format!("ws://{}/api/v4/job/{id}/ws", app.addr);
-
-    // The first request of a connection is answered straight from the socket; hyper, which
-    // answers the upgrade after another request on the same connection, adds a Date header.
     for reused in [false, true] {
-        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-        if reused {
-            stream
-                .write_all(b"GET /health HTTP/1.1\r\nHost: jobcast\r\n\r\n")
-                .await
-                .unwrap();
-            let mut response = Vec::new();
-            while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-                let mut chunk = [0u8; 1024];
-                let read = stream.read(&mut chunk).await.unwrap();
-                response.extend_from_slice(&chunk[..read]);
-            }
-        }
-        let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-        let (mut socket, handshake) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
-        assert_eq!(handshake.headers().contains_key("date"), reused);
+        let mut socket = connect_on(&app, &id, reused).await;
         let snapshot = next(&mut socket).await.unwrap();
         assert_eq!(snapshot["event"], "snapshot", "reused: {reused}");
         assert_eq!(snapshot["seq"], final_seq);
