@@ -244,13 +244,7 @@ async fn the_instance_subscribes_to_a_jobs_channel_only_while_someone_watches() 
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
     let id = app.create_external_job().await;
-    let channel = format!("job:{id}");
-    let subscribers = || async {
-        redis
-            .command::<(String, i64)>(&["PUBSUB", "NUMSUB", &channel])
-            .await
-            .1
-    };
+    let subscribers = || redis.job_subscribers(&id);
     assert_eq!(subscribers().await, 0);
 
     let mut stream = SseStream::connect(&events_url(&app, &id), None).await;
@@ -392,13 +386,7 @@ async fn a_client_that_stops_reading_is_dropped_once_the_stall_timeout_passes() 
     config.stalled_client_timeout_ms = 500;
     let app = spawn_app_with(config).await;
     let id = app.create_external_job().await;
-    let channel = format!("job:{id}");
-    let watchers = || async {
-        let (_, count) = redis
-            .command::<(String, i64)>(&["PUBSUB", "NUMSUB", &channel])
-            .await;
-        count
-    };
+    let watchers = || redis.job_subscribers(&id);
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = socket.connect(app.addr).await.unwrap();

@@ -116,6 +116,15 @@ impl TestRedis {
             .expect("redis command")
     }
 
+    /// How many connections subscribe to `job_id`'s channel: an instance subscribes while it
+    /// has a watcher of the job.
+    pub async fn job_subscribers(&self, job_id: &str) -> i64 {
+        let channel = format!("job:{job_id}");
+        self.command::<(String, i64)>(&["PUBSUB", "NUMSUB", &channel])
+            .await
+            .1
+    }
+
     /// A client, for subscribing.
     pub fn client(&self) -> redis::Client {
         redis::Client::open(self.url()).expect("valid url")
