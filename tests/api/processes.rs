@@ -3,8 +3,7 @@
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::AsyncReadExt;
 
 async fn create_job(server: &ServerProcess, path: &str, body: Value) -> String {
     let response = reqwest::Client::new()
@@ -16,19 +15,6 @@ async fn create_job(server: &ServerProcess, path: &str, body: Value) -> String {
     assert!(response.status().is_success(), "{}", response.status());
     let job: Value = response.json().await.unwrap();
     job["job_id"].as_str().unwrap().to_owned()
-}
-
-/// Opens an SSE request on a raw socket with a tiny receive buffer and never reads from it.
-async fn open_stalled_stream(server: &ServerProcess, path: &str) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stream = socket.connect(server.addr).await.unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-        server.addr
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,7 +66,7 @@ async fn a_client_that_stops_reading_costs_bounded_memory_and_a_healthy_client_g
         .unwrap();
     let id = created["job_id"].as_str().unwrap().to_owned();
     let events_path = format!("/api/v4/job/{id}/events");
-    let _stalled = open_stalled_stream(&server, &events_path).await;
+    let _stalled = open_stalled_stream(server.addr, &events_path).await;
     let mut healthy = SseStream::connect(&server.url(&events_path), None).await;
     assert_eq!(healthy.next_event().await.unwrap().kind(), "snapshot");
     let reader = tokio::spawn(async move {
@@ -142,7 +128,7 @@ async fn sigterm_ends_thousands_of_open_streams_and_the_process_exits_without_wa
     let _silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut streams = Vec::with_capacity(STREAMS);
     for _ in 0..STREAMS {
-        streams.push(open_stalled_stream(&server, &path).await);
+        streams.push(open_stalled_stream(server.addr, &path).await);
     }
     let mut buffer = vec![0u8; 4096];
     for stream in &mut streams {

@@ -324,18 +324,14 @@ async fn with_one_send_per_socket_a_stalled_client_still_gets_newer_states_and_t
 }
 
 async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWrites) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     const UPDATES: u64 = 6_000;
     let redis = TestRedis::start().await;
     let mut config = test_config(&redis.url());
     config.fanout_writes = writes;
     let app = spawn_app_with(config).await;
     let id = app.create_external_job().await;
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(app.addr).await.unwrap();
-    let request = format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: jobcast\r\n\r\n");
-    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut stalled = open_stalled_stream(app.addr, &format!("/api/v4/job/{id}/events")).await;
     // The stream has started (its snapshot is on the way) before the job changes.
     let mut received = Vec::new();
     while !String::from_utf8_lossy(&received).contains("id: 1\n") {
@@ -380,18 +376,14 @@ async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_dropped_once_the_stall_timeout_passes() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let redis = TestRedis::start().await;
     let mut config = test_config(&redis.url());
     config.stalled_client_timeout_ms = 500;
     let app = spawn_app_with(config).await;
     let id = app.create_external_job().await;
     let watchers = || redis.job_subscribers(&id);
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(app.addr).await.unwrap();
-    let request = format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: jobcast\r\n\r\n");
-    stalled.write_all(request.as_bytes()).await.unwrap();
+    let mut stalled = open_stalled_stream(app.addr, &format!("/api/v4/job/{id}/events")).await;
     eventually("the stream is open", || async {
         (watchers().await == 1).then_some(())
     })

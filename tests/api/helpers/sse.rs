@@ -144,3 +144,16 @@ pub fn assert_progress_never_decreases<'a>(
         "{what} went backwards: {progress:?}"
     );
 }
+
+/// Opens an SSE request for `path` on a raw socket with a tiny receive buffer, for a client that
+/// stops reading: whatever the caller does not read stays in the socket.
+pub async fn open_stalled_stream(addr: std::net::SocketAddr, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+}
