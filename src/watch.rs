@@ -12,6 +12,7 @@ use crate::store::JobStore;
 use bytes::{Bytes, BytesMut};
 use std::sync::OnceLock;
 use std::time::Duration;
+use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// How long a new watcher waits for the Redis subscription before reading the snapshot anyway.
@@ -88,16 +89,8 @@ impl Frame {
     /// The WebSocket message as one unmasked text frame, shared the same way.
     pub fn websocket_frame(&self) -> Bytes {
         self.shared(&self.event.frames.websocket_frame, || {
-            let frame = tungstenite::protocol::frame::Frame::message(
-                self.websocket(),
-                OpCode::Data(Data::Text),
-                true,
-            );
-            let mut wire = Vec::with_capacity(frame.len());
-            frame
-                .format(&mut wire)
-                .expect("writing to a Vec cannot fail");
-            Bytes::from(wire)
+            let frame = WireFrame::message(self.websocket(), OpCode::Data(Data::Text), true);
+            Bytes::from(on_the_wire(frame))
         })
     }
 
@@ -137,6 +130,15 @@ impl Frame {
             _ => cell.get_or_init(build).clone(),
         }
     }
+}
+
+/// A WebSocket frame as the server sends it (unmasked).
+pub fn on_the_wire(frame: WireFrame) -> Vec<u8> {
+    let mut wire = Vec::with_capacity(frame.len());
+    frame
+        .format(&mut wire)
+        .expect("writing to a Vec cannot fail");
+    wire
 }
 
 /// `data` as one HTTP/1.1 chunk: its size in hex, CRLF, the data, CRLF.
@@ -218,12 +220,19 @@ impl JobWatch {
     /// streams that take their changes another way from now on ([`crate::sink`]).
     pub fn try_next(&mut self) -> Option<Frame> {
         while let Some(event) = self.subscription.try_next() {
-            if event.seq > self.last_seq {
-                self.last_seq = event.seq;
-                return Some(Frame::change(event));
+            if let Some(frame) = self.newer(event) {
+                return Some(frame);
             }
         }
         None
+    }
+
+    /// `event` as the next frame if the client lacks it (its seq is past the last one sent).
+    fn newer(&mut self, event: JobEvent) -> Option<Frame> {
+        (event.seq > self.last_seq).then(|| {
+            self.last_seq = event.seq;
+            Frame::change(event)
+        })
     }
 
     /// The job this watch follows.
@@ -245,9 +254,8 @@ impl JobWatch {
             Some(snapshot) => snapshot,
             None => loop {
                 let event = self.subscription.next().await?;
-                if event.seq > self.last_seq {
-                    self.last_seq = event.seq;
-                    break Frame::change(event);
+                if let Some(frame) = self.newer(event) {
+                    break frame;
                 }
             },
         };

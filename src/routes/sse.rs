@@ -24,6 +24,9 @@ pub const SSE_RETRY_BASE_MS: u64 = 1_000;
 /// Up to this much random delay is added per stream, so a restart's reconnects are spread out.
 pub const SSE_RETRY_JITTER_MS: u64 = 2_000;
 
+/// The comment sent on a stream that has been quiet for `SSE_KEEPALIVE_SECS`.
+pub const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
+
 /// The response headers of every event stream, whichever way it is served.
 pub const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
     ("content-type", "text/event-stream"),
@@ -139,7 +142,7 @@ impl Feed {
                     }
                     self.last_sent = Instant::now();
                     self.quiet.as_mut().reset(self.last_sent + self.keep_alive);
-                    return Some(Bytes::from_static(b":\n\n"));
+                    return Some(Bytes::from_static(KEEP_ALIVE_COMMENT));
                 }
             }
         }

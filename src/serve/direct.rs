@@ -23,8 +23,6 @@ use tokio::net::TcpStream;
 /// The largest error body this path sends (they are small JSON `{"detail"}` objects).
 pub const DIRECT_RESPONSE_BODY_LIMIT: usize = 16 * 1024;
 
-/// A keep-alive comment as a chunk.
-const KEEP_ALIVE_CHUNK: &[u8] = b"3\r\n:\n\n\r\n";
 /// The chunk that ends a chunked response.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -75,11 +73,8 @@ async fn stream_changes(
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(()); // the server is stopping
     };
-    while let Some(frame) = watch.try_next() {
-        sink.write_frame(&frame).await?;
-        if frame.is_final() {
-            return Ok(());
-        }
+    if sink.catch_up(watch).await? {
+        return Ok(());
     }
     let every = Duration::from_secs(state.config.sse_keepalive_secs);
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -105,7 +100,7 @@ async fn stream_changes(
             }
             _ = keep_alive.tick() => {
                 if !sink.take_wrote() {
-                    sink.write_own(KEEP_ALIVE_CHUNK).await?;
+                    sink.write_own(&http_chunk(sse::KEEP_ALIVE_COMMENT)).await?;
                 }
             }
         }

@@ -9,7 +9,7 @@ use super::sniff::SocketRequest;
 use crate::routes::ws::WS_MAX_MESSAGE_BYTES;
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart};
+use crate::watch::{self, JobWatch, WatchStart, on_the_wire};
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
@@ -94,11 +94,8 @@ async fn changes(
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
     };
-    while let Some(frame) = watch.try_next() {
-        sink.write_frame(&frame).await?;
-        if frame.is_final() {
-            return Ok(finished);
-        }
+    if sink.catch_up(watch).await? {
+        return Ok(finished);
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -128,7 +125,7 @@ async fn changes(
                 if awaiting_pong {
                     return Ok(Ending::Close(CloseCode::Away, "no pong"));
                 }
-                sink.write_own(&control_frame(WireFrame::ping(Vec::new()))).await?;
+                sink.write_own(&on_the_wire(WireFrame::ping(Vec::new()))).await?;
                 awaiting_pong = true;
             }
         }
@@ -191,7 +188,7 @@ async fn read_frames(
         match header.opcode {
             OpCode::Control(Control::Pong) => *awaiting_pong = false,
             OpCode::Control(Control::Ping) => {
-                let pong = control_frame(WireFrame::pong(payload.freeze()));
+                let pong = on_the_wire(WireFrame::pong(payload.freeze()));
                 sink.write_own(&pong).await?;
             }
             OpCode::Control(Control::Close) => {
@@ -210,16 +207,8 @@ async fn read_frames(
     }
 }
 
-fn control_frame(frame: WireFrame) -> Vec<u8> {
-    let mut wire = Vec::with_capacity(frame.len());
-    frame
-        .format(&mut wire)
-        .expect("writing to a Vec cannot fail");
-    wire
-}
-
 fn close_frame(code: CloseCode, reason: &'static str) -> Vec<u8> {
-    control_frame(WireFrame::close(Some(CloseFrame {
+    on_the_wire(WireFrame::close(Some(CloseFrame {
         code,
         reason: reason.into(),
     })))

@@ -78,27 +78,17 @@ fn send_with_io_uring(_: &[Claim<'_>], _: &Chunks) -> Vec<Option<io::Result<usiz
 
 /// A change's bytes in each encoding that the batch needs, each built once.
 #[derive(Default)]
-struct Chunks {
-    sse: Option<Bytes>,
-    websocket: Option<Bytes>,
-}
+struct Chunks([Option<Bytes>; 2]);
 
 impl Chunks {
     fn prepare(&mut self, encoding: Encoding, frame: &Frame) {
-        let slot = match encoding {
-            Encoding::Sse => &mut self.sse,
-            Encoding::WebSocket => &mut self.websocket,
-        };
-        slot.get_or_insert_with(|| encoding.encode(frame));
+        self.0[encoding as usize].get_or_insert_with(|| encoding.encode(frame));
     }
 
     /// The chunk for `encoding`; [`Chunks::prepare`] has made it.
     fn get(&self, encoding: Encoding) -> &Bytes {
-        let slot = match encoding {
-            Encoding::Sse => &self.sse,
-            Encoding::WebSocket => &self.websocket,
-        };
-        slot.as_ref()
+        self.0[encoding as usize]
+            .as_ref()
             .expect("chunk prepared when its sink was claimed")
     }
 }

@@ -18,7 +18,7 @@ pub use batch::{FANOUT_BATCH, FanoutWrites, write_to_all};
 pub use uring::{probe as probe_io_uring, send_each};
 
 use crate::hub::JobEvent;
-use crate::watch::Frame;
+use crate::watch::{Frame, JobWatch};
 use bytes::Bytes;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -254,6 +254,18 @@ impl Sink {
         self.write(&self.encoding.encode(frame)).await?;
         self.written_by_task(frame.event.seq);
         Ok(())
+    }
+
+    /// Writes, as the task, the changes `watch` received since its snapshot; whether the final
+    /// state was among them.
+    pub async fn catch_up(&self, watch: &mut JobWatch) -> io::Result<bool> {
+        while let Some(frame) = watch.try_next() {
+            self.write_frame(&frame).await?;
+            if frame.is_final() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Takes the socket from publishers and writes `bytes` of the task's own (a keep-alive, a
