@@ -37,14 +37,7 @@ impl Connection {
         };
         let head = std::str::from_utf8(&self.buffer[..head_end]).unwrap_or("");
         let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let length: usize = head
-            .lines()
-            .find_map(|line| {
-                line.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
+        let length = content_length(head);
         while self.buffer.len() < head_end + length {
             self.fill().await?;
         }
@@ -67,6 +60,17 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// The `Content-Length` of a request or response head; 0 when it has none.
+pub fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|value| value.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
 }
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

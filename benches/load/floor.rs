@@ -7,7 +7,7 @@
 //! delivery is mostly the kernel's cost of one small TCP write on loopback: the least any
 //! server can spend on this machine for the same deliveries, written the same way.
 
-use crate::client::find;
+use crate::client::{content_length, find};
 use jobcast::sink::{FANOUT_BATCH, FanoutWrites, send_each};
 use std::cell::{Cell, RefCell};
 use std::os::fd::AsRawFd;
@@ -125,14 +125,7 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<Strin
         }
     };
     let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|line| {
-            let line = line.to_ascii_lowercase();
-            line.strip_prefix("content-length:")
-                .map(|v| v.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0);
+    let length = content_length(&head);
     while filled < end + 4 + length {
         match stream.read(&mut buffer[filled..]).await {
             Ok(0) | Err(_) => return None,
