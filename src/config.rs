@@ -95,6 +95,15 @@ pub struct Config {
     #[arg(long, env = "FANOUT_WRITES", value_name = "FANOUT_WRITES", value_enum,
         default_value_t = FanoutWrites::IoUring)]
     pub fanout_writes: FanoutWrites,
+    /// A PEM file of the certificate authority that signed the Redis server's certificate, for
+    /// `rediss://` to a server whose certificate no system root vouches for (self-signed).
+    #[arg(long, env = "REDIS_TLS_CA_FILE", value_name = "REDIS_TLS_CA_FILE")]
+    pub redis_tls_ca_file: Option<std::path::PathBuf>,
+    /// Accept any certificate from a `rediss://` server, unverified: only for hosted plans that
+    /// offer no CA to verify with. Logged as a warning at startup.
+    #[arg(long, env = "REDIS_TLS_INSECURE", value_name = "REDIS_TLS_INSECURE",
+        default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_tls_insecure: bool,
 }
 
 impl Config {

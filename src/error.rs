@@ -28,7 +28,16 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The job store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    #[error(
+        "The job store is unavailable (Redis does not answer) and this instance has no copy of \
+         this job; try again shortly"
+    )]
+    StoreUnreachable,
 }
+
+/// What `Retry-After` tells a client of a `503`, in seconds: about how long an outage takes to
+/// be noticed as over (the store retries Redis at least this often once it has failed for a while).
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 5;
 
 impl ApiError {
     /// A 422 for input that parsed but makes no sense.
@@ -55,7 +64,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::StoreUnreachable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -65,6 +74,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::JobNotFound,
             StoreError::Rejected(rejection) => rejection.into(),
+            StoreError::Unreachable => Self::StoreUnreachable,
             other => Self::Unavailable(other),
         }
     }
@@ -98,10 +108,16 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, cause = %cause_chain(&self), "request failed");
         }
         let body = Json(json!({ "detail": self.to_string() }));
-        if matches!(self, Self::Unauthorized) {
-            return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        match self {
+            Self::Unauthorized => {
+                (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+            }
+            Self::Unavailable(_) | Self::StoreUnreachable => {
+                let retry = RETRY_AFTER_UNAVAILABLE_SECS.to_string();
+                (status, [(header::RETRY_AFTER, retry)], body).into_response()
+            }
+            _ => (status, body).into_response(),
         }
-        (status, body).into_response()
     }
 }
 

@@ -46,7 +46,7 @@ impl App {
         log_fanout_writes(config.fanout_writes);
         let shutdown = CancellationToken::new();
         info!(redis_url = %config.redis_url, "connecting to Redis");
-        let client = redis::Client::open(config.redis_url.expose())?;
+        let client = redis_client(&config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.redis_connect_timeout()))
             .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
@@ -54,7 +54,15 @@ impl App {
             .set_number_of_retries(0);
         let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
         let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs);
-        let store = Store::start(redis, memory, config.lease(), shutdown.clone()).await;
+        let store = Store::start(redis, memory, config.lease(), shutdown.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "REDIS_URL={}: Redis refuses this server; check the password, the user's \
+                     permissions and the TLS settings (REDIS_TLS_CA_FILE, REDIS_TLS_INSECURE)",
+                    config.redis_url
+                )
+            })?;
         let relay = pubsub::spawn_relay(client, hub.clone(), store.clone(), shutdown.clone());
         let state = AppState {
             store,
@@ -124,6 +132,40 @@ impl App {
         served.context("server error")?;
         info!("jobcast stopped");
         Ok(())
+    }
+}
+
+/// The Redis client `REDIS_URL` names, with the TLS options applied.
+fn redis_client(config: &Config) -> anyhow::Result<redis::Client> {
+    let url = config.redis_url.expose();
+    let tls_options = config.redis_tls_insecure || config.redis_tls_ca_file.is_some();
+    if tls_options && !url.starts_with("rediss://") {
+        anyhow::bail!(
+            "REDIS_TLS_CA_FILE and REDIS_TLS_INSECURE apply to rediss:// URLs only (REDIS_URL={})",
+            config.redis_url
+        );
+    }
+    match (&config.redis_tls_ca_file, config.redis_tls_insecure) {
+        (Some(_), true) => anyhow::bail!("set REDIS_TLS_CA_FILE or REDIS_TLS_INSECURE, not both"),
+        (Some(path), false) => {
+            let root_cert = std::fs::read(path)
+                .with_context(|| format!("REDIS_TLS_CA_FILE={}: cannot read", path.display()))?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(url, certificates)
+                .with_context(|| format!("REDIS_TLS_CA_FILE={}: not a PEM CA", path.display()))
+        }
+        (None, true) => {
+            tracing::warn!(
+                "REDIS_TLS_INSECURE is set: the Redis server's certificate is not verified, so \
+                 anyone on the network path can read and change every job"
+            );
+            let url = url.split_once('#').map_or(url, |(url, _)| url);
+            Ok(redis::Client::open(format!("{url}#insecure"))?)
+        }
+        (None, false) => Ok(redis::Client::open(url)?),
     }
 }
 

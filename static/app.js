@@ -135,8 +135,11 @@ class JobFeed {
   }
 
   async recoverByFetch() {
+    let waiting = "reconnecting";
     try {
       const response = await fetch(`/api/v4/job/${this.jobId}`);
+      // 503: the job store is away (a Redis outage); the job may well exist, so keep trying.
+      if (response.status === 503) waiting = "store unavailable";
       if (response.status === 404) {
         this.publish({ type: "missing", jobId: this.jobId });
         this.state("finished");
@@ -148,7 +151,7 @@ class JobFeed {
       }
     } catch (_) { /* the server is away; try again below */ }
     if (!this.final && !this.stopped) {
-      this.state("reconnecting");
+      this.state(waiting);
       this.retryLater(() => this.transport === "ws" ? this.openSocket() : this.openEvents());
     }
   }

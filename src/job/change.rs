@@ -59,7 +59,7 @@ pub enum Rejection {
 #[derive(Debug)]
 pub enum Outcome {
     /// The job changed: `seq` was bumped and the new state must be stored and published.
-    Applied(Job),
+    Applied(Box<Job>),
     /// The change repeated the current state exactly; nothing is written or published.
     Unchanged,
 }
@@ -155,6 +155,6 @@ impl Change {
         next.seq += 1;
         next.updated_at = now;
         next.expires_at = now.plus_secs(ttl_secs);
-        Ok(Outcome::Applied(next))
+        Ok(Outcome::Applied(Box::new(next)))
     }
 }

@@ -1,9 +1,11 @@
 //! The job record as stored and served: ids, statuses, timestamps and the state machine.
 
 mod change;
+mod merge;
 mod timestamp;
 
 pub use change::{Change, Outcome, Rejection};
+pub use merge::Superseded;
 pub use timestamp::Timestamp;
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +59,7 @@ impl FromStr for JobId {
 }
 
 /// Where a job is in its life: `pending → processing → completed | failed`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Pending,
@@ -109,6 +111,10 @@ pub struct Job {
     pub seq: u64,
     /// How many times a worker has started this job; the fencing token of the current attempt.
     pub attempt: u32,
+    /// Terminal outcomes that lost to this one when states that diverged during a Redis outage
+    /// were merged (see [`Superseded`]); absent when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<Superseded>,
     /// The job's input, kept verbatim.
     pub input: Box<RawValue>,
     /// The job's result, kept verbatim; `null` until the job is completed.
@@ -131,6 +137,7 @@ impl Job {
             error: None,
             seq: 1,
             attempt: 0,
+            superseded: Vec::new(),
             input,
             result: None,
         }

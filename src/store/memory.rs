@@ -145,8 +145,8 @@ impl JobStore for MemoryStore {
         match change.apply(current, Timestamp::now(), ttl_secs)? {
             Outcome::Unchanged => Ok(current.clone()),
             Outcome::Applied(next) => {
-                self.store_and_publish(&mut state, next.clone());
-                Ok(next)
+                self.store_and_publish(&mut state, (*next).clone());
+                Ok(*next)
             }
         }
     }

@@ -8,7 +8,7 @@ mod redis;
 
 pub use self::failover::Store;
 pub use self::memory::MemoryStore;
-pub use self::redis::{INDEX_KEY, LEASES_KEY, QUEUE_KEY, RedisStore};
+pub use self::redis::{INDEX_KEY, LEASES_KEY, QUEUE_KEY, RedisHealth, RedisStore};
 
 use crate::job::{Change, Job, JobId, Rejection};
 use listing::{JobPage, ListQuery};
@@ -27,6 +27,12 @@ pub enum StoreError {
     Redis(#[from] ::redis::RedisError),
     #[error("stored job is not valid JSON")]
     Corrupt(#[from] serde_json::Error),
+    /// Redis does not answer and this instance holds no copy of the job: it may well exist.
+    #[error("the job store is unreachable and this instance has no copy of the job")]
+    Unreachable,
+    /// A write-back kept meeting newer changes of the job (it is retried with the next attempt).
+    #[error("the job kept changing while it was written back")]
+    Contended,
 }
 
 /// What `DELETE /api/v4/admin/cleanup-jobs` did.

@@ -271,3 +271,45 @@ async fn a_failed_job_shows_its_error_and_the_page_fits_a_phone() {
     );
     browser.screenshot("phone-failed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_an_outage_the_page_keeps_waiting_for_a_job_its_server_never_saw() {
+    let redis = TestRedis::start().await;
+    let url = redis.url();
+    let vars = [("REDIS_URL", url.as_str()), ("WORKER_CONCURRENCY", "0")];
+    let (a, b) = (
+        ServerProcess::start(&vars).await,
+        ServerProcess::start(&vars).await,
+    );
+    let client = reqwest::Client::new();
+    let created: Value = client
+        .post(a.url("/api/v4/jobs"))
+        .json(&serde_json::json!({"kind": "external"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["job_id"].as_str().unwrap().to_owned();
+
+    redis.freeze();
+    let browser = Browser::start().await;
+    browser.goto(&b.url(&format!("/?job={id}"))).await;
+    browser
+        .wait_for_text("#connection", "store unavailable")
+        .await;
+    browser.screenshot("outage-store-unavailable").await;
+    assert_ne!(browser.text("#status").await, "not found");
+    redis.thaw();
+
+    let done = client
+        .post(a.url(&format!("/api/v4/job/{id}/fail")))
+        .json(&serde_json::json!({"error": "stopped by the test"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(done.status().is_success());
+    browser.wait_for_text("#status", "failed").await;
+    browser.wait_for_text("#connection", "finished").await;
+}

@@ -1,14 +1,17 @@
 //! The store the server uses: Redis while it answers, the memory store while it does not.
 //!
 //! Every Redis result is mirrored in memory, so when Redis goes away mid-run the instance keeps
-//! serving the jobs it knows, from memory, with no 5xx. A recovery task retries Redis with capped
-//! exponential backoff; when it answers, jobs changed meanwhile are written back (per job the
-//! higher `seq` wins), or every known job if Redis's data epoch shows it lost its data, and the
-//! queue and leases held in memory move to Redis. Then the instance switches back.
+//! serving the jobs it knows, from memory, with no 5xx; a job it never saw answers "unavailable"
+//! (it may exist in Redis), not "not found". A recovery task retries Redis with capped
+//! exponential backoff; when it answers, jobs changed meanwhile are merged into what Redis holds
+//! ([`crate::job::Job::merged_with`]: what any instance acknowledged is kept, whatever order the
+//! instances come back in), or every known job if Redis's data epoch shows it lost its data, and
+//! the queue and leases held in memory move to Redis. Then the instance switches back.
 
 mod resync;
 
 use super::listing::{JobPage, ListQuery};
+use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
 use crate::job::{Change, Job, JobId};
 use std::collections::HashSet;
@@ -51,6 +54,7 @@ struct Shared {
 /// Whether an error means Redis cannot be reached (rather than refusing this one request).
 fn is_outage(error: &StoreError) -> bool {
     match error {
+        StoreError::Redis(e) if is_refusal(e) => false,
         StoreError::Redis(e) => {
             e.is_io_error()
                 || e.is_timeout()
@@ -64,13 +68,14 @@ fn is_outage(error: &StoreError) -> bool {
 
 impl Store {
     /// A store on `redis`, falling back to `memory`; checks Redis at once and, if it does not
-    /// answer, starts degraded and keeps trying in the background.
+    /// answer, starts degraded and keeps trying in the background. Fails when Redis refuses
+    /// (see [`is_refusal`]).
     pub async fn start(
         redis: RedisStore,
         memory: MemoryStore,
         lease: Duration,
         shutdown: CancellationToken,
-    ) -> Self {
+    ) -> Result<Self, StoreError> {
         let shared = Shared {
             redis,
             memory,
@@ -90,9 +95,12 @@ impl Store {
                 *store.shared.epoch.lock().expect("epoch lock") = Some(epoch);
                 store.shared.redis.check_eviction_policy().await;
             }
+            Err(StoreError::Redis(error)) if is_refusal(&error) => {
+                return Err(StoreError::Redis(error));
+            }
             Err(error) => store.enter_degraded(&error),
         }
-        store
+        Ok(store)
     }
 
     /// Which backend serves requests right now.
@@ -124,7 +132,12 @@ impl Store {
 
     /// Whether Redis answers a PING right now.
     pub async fn redis_connected(&self) -> bool {
-        self.shared.redis.ping().await
+        matches!(self.shared.redis.health().await, RedisHealth::Up)
+    }
+
+    /// What a PING to Redis says right now.
+    pub async fn redis_health(&self) -> RedisHealth {
+        self.shared.redis.health().await
     }
 
     /// Switches to the memory store and starts the recovery task, once per outage.
@@ -202,7 +215,11 @@ impl JobStore for Store {
                 }
                 Ok(job)
             },
-            async |memory| memory.get(id).await,
+            // A job this instance never saw may exist in Redis: not "not found", but unavailable.
+            async |memory| match memory.get(id).await? {
+                Some(job) => Ok(Some(job)),
+                None => Err(StoreError::Unreachable),
+            },
         )
         .await
     }
@@ -217,7 +234,10 @@ impl JobStore for Store {
                 Ok(job)
             },
             async |memory| {
-                let job = memory.apply(id, retry).await?;
+                let job = match memory.apply(id, retry).await {
+                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
+                    other => other,
+                }?;
                 self.mark_dirty(id);
                 Ok(job)
             },

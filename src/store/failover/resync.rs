@@ -3,7 +3,7 @@
 use super::{RECOVERY_MAX_BACKOFF, RECOVERY_MIN_BACKOFF, Store};
 use crate::job::{DEEP_RESEARCH_KIND, JobId, JobStatus};
 use crate::store::StoreError;
-use crate::store::redis::Restored;
+use crate::store::redis::{Restored, is_refusal};
 use std::sync::atomic::Ordering;
 use tracing::{info, warn};
 
@@ -23,6 +23,11 @@ impl Store {
                         "Redis is back: switched back from the in-memory store"
                     );
                     break;
+                }
+                Err(StoreError::Redis(error)) if is_refusal(&error) => {
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    warn!(%error, retry_in_ms, "Redis answers but refuses this server (check REDIS_URL's password and the TLS settings); still serving from memory");
+                    backoff = (backoff * 2).min(RECOVERY_MAX_BACKOFF);
                 }
                 Err(error) => {
                     tracing::debug!(%error, retry_in_ms = backoff.as_millis() as u64, "Redis still unreachable");
@@ -73,7 +78,8 @@ impl Store {
         Ok(restored)
     }
 
-    /// Writes back the dirty jobs (or every known job), per job keeping the higher seq.
+    /// Writes back the dirty jobs (or every known job), each merged with what Redis holds, and
+    /// keeps the merge in memory too.
     async fn write_back(&self, everything: bool) -> Result<usize, StoreError> {
         let dirty: Vec<JobId> = std::mem::take(&mut *self.shared.dirty.lock().expect("dirty lock"))
             .into_iter()
@@ -84,13 +90,19 @@ impl Store {
             .jobs((!everything).then_some(dirty.as_slice()));
         let mut restored = 0;
         for (done, job) in jobs.iter().enumerate() {
-            let restored_job = match self.shared.redis.restore(job).await {
-                Ok(outcome) => self.shared.redis.index(job).await.map(|()| outcome),
+            let written = match self.shared.redis.restore(job).await {
+                Ok((outcome, now)) => self.shared.redis.index(job).await.map(|()| (outcome, now)),
                 Err(error) => Err(error),
             };
-            match restored_job {
-                Ok(Restored::Kept) => {}
-                Ok(_) => restored += 1,
+            match written {
+                Ok((outcome, now)) => {
+                    if now.superseded.len() > job.superseded.len() {
+                        warn!(job_id = %job.job_id, kept = now.status.as_str(), superseded = ?now.superseded,
+                            "two instances acknowledged different outcomes of a job during the outage; the first stands, the other is kept in `superseded`");
+                    }
+                    self.shared.memory.mirror(&now);
+                    restored += usize::from(outcome != Restored::Kept);
+                }
                 Err(error) => {
                     // Keep what is not written back yet for the next attempt.
                     self.shared

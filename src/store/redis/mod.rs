@@ -19,6 +19,50 @@ use std::time::Duration;
 /// How long a health check waits for Redis to answer.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// What a health check learnt of Redis.
+#[derive(Debug)]
+pub enum RedisHealth {
+    Up,
+    /// No answer in time: an outage, served from memory.
+    Unreachable,
+    /// It answers but will not serve this server (see [`is_refusal`]): a configuration error.
+    Refusing(::redis::RedisError),
+}
+
+/// Whether Redis (or whatever answers at its address) is there but will not serve us: a wrong
+/// password or user, missing permissions, a TLS certificate one side does not accept, or a peer
+/// that does not speak Redis. That is the operator's mistake, not an outage: falling back to
+/// memory would leave every instance with jobs of its own.
+pub fn is_refusal(error: &::redis::RedisError) -> bool {
+    use ::redis::ErrorKind;
+    let refused_kind = matches!(
+        error.kind(),
+        ErrorKind::AuthenticationFailed
+            | ErrorKind::InvalidClientConfig
+            | ErrorKind::Parse
+            | ErrorKind::RESP3NotSupported
+    );
+    let refused_code = matches!(error.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+    refused_kind || refused_code || is_tls_failure(error)
+}
+
+/// Whether a TLS handshake failed: rustls's error inside the I/O error the client reports (which
+/// hands out its cause as an `Arc<dyn Error>`, and `io::Error::source` skips the wrapped error).
+fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    std::iter::successors(Some(error), |error| error.source()).any(|error| {
+        let inner: &(dyn std::error::Error + 'static) = match error.downcast_ref::<Shared>() {
+            Some(shared) => shared.as_ref(),
+            None => error,
+        };
+        inner.is::<rustls::Error>()
+            || inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|wrapped| wrapped.is::<rustls::Error>())
+    })
+}
+
 /// A cheap, clonable handle: the connection manager multiplexes every request on one connection
 /// and reconnects by itself.
 #[derive(Clone)]
@@ -83,12 +127,16 @@ impl RedisStore {
         })
     }
 
-    /// Whether Redis answers a PING within [`PING_TIMEOUT`].
-    pub async fn ping(&self) -> bool {
+    /// Whether Redis answers a PING within [`PING_TIMEOUT`], and if not, why.
+    pub async fn health(&self) -> RedisHealth {
         let mut connection = self.connection();
         let ping = ::redis::cmd("PING");
         let reply = ping.query_async::<String>(&mut connection);
-        matches!(tokio::time::timeout(PING_TIMEOUT, reply).await, Ok(Ok(_)))
+        match tokio::time::timeout(PING_TIMEOUT, reply).await {
+            Ok(Ok(_)) => RedisHealth::Up,
+            Ok(Err(error)) if is_refusal(&error) => RedisHealth::Refusing(error),
+            _ => RedisHealth::Unreachable,
+        }
     }
 
     async fn run_transition(&self, id: JobId, change: Change) -> Result<Vec<String>, StoreError> {

@@ -11,12 +11,27 @@ use std::time::Duration;
 /// its data (a restart without persistence, a flush, eviction) and nothing it holds is trusted.
 pub const EPOCH_KEY: &str = "{jobcast}:epoch";
 
+/// How often a write-back reads, merges and tries its compare-and-set before giving up (until
+/// the next recovery attempt): each retry means another instance changed the job just then.
+pub const RESTORE_TRIES: usize = 16;
+
+/// A stored document the write-back can merge with; one that does not parse is replaced.
+fn decode_stored(raw: &str) -> Option<Job> {
+    match serde_json::from_str(raw) {
+        Ok(job) => Some(job),
+        Err(error) => {
+            tracing::warn!(%error, "a stored job does not parse; the write-back replaces it");
+            None
+        }
+    }
+}
+
 /// What writing one job back did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Restored {
-    /// Redis already had this state or a newer one.
+    /// Redis already had this state or one that includes it.
     Kept,
-    /// Redis had an older state; ours replaced it.
+    /// Redis had another state; the merge of both replaced it.
     Updated,
     /// Redis had no such key (expired, evicted or flushed); ours was put back.
     Recreated,
@@ -36,27 +51,38 @@ impl RedisStore {
         Ok(connection.get(EPOCH_KEY).await?)
     }
 
-    /// Writes `job` back unless Redis has the same seq or a newer one.
-    pub async fn restore(&self, job: &Job) -> Result<Restored, StoreError> {
-        let left = job.expires_at.0 - Timestamp::now().0;
-        let left_ms = u64::try_from(left.num_milliseconds()).unwrap_or(0);
-        if left_ms == 0 {
-            return Ok(Restored::Kept); // expired meanwhile: nothing to bring back
+    /// Merges `job` into what Redis holds (see [`Job::merged_with`]) and writes the merge back
+    /// in one compare-and-set, reading and merging again when another instance changed the job
+    /// in between. Returns what it did and the job as Redis now holds it.
+    pub async fn restore(&self, job: &Job) -> Result<(Restored, Job), StoreError> {
+        for _ in 0..RESTORE_TRIES {
+            let stored: Option<String> = self.connection().get(job.job_id.key()).await?;
+            let (outcome, merged) = match stored.as_deref().map(decode_stored) {
+                Some(Some(stored)) if stored.covers(job) && stored.seq > job.seq => {
+                    return Ok((Restored::Kept, stored));
+                }
+                Some(Some(stored)) => (Restored::Updated, stored.merged_with(job)),
+                Some(None) | None => (Restored::Recreated, job.clone()),
+            };
+            let left = merged.expires_at.0 - Timestamp::now().0;
+            let left_ms = u64::try_from(left.num_milliseconds()).unwrap_or(0);
+            if left_ms == 0 {
+                return Ok((Restored::Kept, merged)); // expired meanwhile: nothing to bring back
+            }
+            let written: i64 = self
+                .scripts
+                .restore
+                .key(job.job_id.key())
+                .arg(stored.as_deref().unwrap_or_default())
+                .arg(merged.to_json())
+                .arg(left_ms)
+                .invoke_async(&mut self.connection())
+                .await?;
+            if written == 1 {
+                return Ok((outcome, merged));
+            }
         }
-        let outcome: i64 = self
-            .scripts
-            .restore
-            .key(job.job_id.key())
-            .arg(job.to_json())
-            .arg(job.seq)
-            .arg(left_ms)
-            .invoke_async(&mut self.connection())
-            .await?;
-        Ok(match outcome {
-            1 => Restored::Updated,
-            2 => Restored::Recreated,
-            _ => Restored::Kept,
-        })
+        Err(StoreError::Contended)
     }
 
     /// Puts jobs queued or leased in memory back on the Redis queue and leases.

@@ -1,20 +1,13 @@
--- Writes back a job that this instance changed or kept while Redis was away. Per job the higher
--- seq wins: a stored state with the same or a higher seq is kept.
--- KEYS[1] the job key (also its channel); ARGV[1] the job JSON, ARGV[2] its seq,
--- ARGV[3] the time it has left to live, in ms.
--- Returns 0 when Redis already had it, 1 when a newer state was written, 2 when the key was
--- missing (expired, evicted or flushed) and has been restored.
-local current = redis.call('GET', KEYS[1])
-if current then
-  local cut = string.find(current, ',"input":', 1, true)
-  local stored = cut and cjson.decode(string.sub(current, 1, cut - 1) .. '}')
-  if stored and stored.seq >= tonumber(ARGV[2]) then
-    return 0
-  end
+-- Writes back a job state that the instance merged while coming back from an outage (see
+-- src/job/merge.rs), if the stored document is still the one it merged with: a compare-and-set,
+-- so a change another instance made meanwhile is merged in on the next try, never overwritten.
+-- KEYS[1] the job key (also its channel); ARGV[1] the stored document the merge read ('' when the
+-- key was missing), ARGV[2] the merged job JSON, ARGV[3] the time it has left to live, in ms.
+-- Returns 1 when written, 0 when the stored document changed since it was read.
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then
+  return 0
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-if current then
-  return 1
-end
-return 2
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('PUBLISH', KEYS[1], ARGV[2])
+return 1

@@ -60,6 +60,26 @@ impl ServerProcess {
         Self { addr, child, logs }
     }
 
+    /// Runs the binary as [`start`](Self::start) would, expecting it to stop by itself: its exit
+    /// status and everything it wrote to stderr.
+    pub async fn expect_exit(vars: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+        let child = Command::new(env!("CARGO_BIN_EXE_jobcast"))
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the jobcast binary runs");
+        let output = tokio::time::timeout(PATIENCE, child.wait_with_output())
+            .await
+            .expect("the server stops by itself")
+            .expect("wait");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status, stderr)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
