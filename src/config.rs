@@ -104,6 +104,13 @@ pub struct Config {
     #[arg(long, env = "REDIS_TLS_INSECURE", value_name = "REDIS_TLS_INSECURE",
         default_value_t = false, action = clap::ArgAction::Set)]
     pub redis_tls_insecure: bool,
+    /// The most the in-memory store may hold, in bytes (about: each job's text plus a fixed
+    /// overhead). Past it, mirrored copies of Redis's jobs go first, least recently used; jobs only
+    /// memory holds (made during an outage) stay, and new ones are refused with 503.
+    #[arg(long, env = "MEMORY_STORE_MAX_BYTES", value_name = "MEMORY_STORE_MAX_BYTES",
+        default_value_t = 64 * 1024 * 1024,
+        value_parser = clap::value_parser!(u64).range(64 * 1024..))]
+    pub memory_store_max_bytes: u64,
 }
 
 impl Config {

@@ -33,6 +33,11 @@ pub enum ApiError {
          this job; try again shortly"
     )]
     StoreUnreachable,
+    #[error(
+        "The job store is unavailable (Redis does not answer) and this instance's memory is full; \
+         try again shortly"
+    )]
+    MemoryFull,
 }
 
 /// What `Retry-After` tells a client of a `503`, in seconds: about how long an outage takes to
@@ -64,7 +69,9 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) | Self::StoreUnreachable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -75,6 +82,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::JobNotFound,
             StoreError::Rejected(rejection) => rejection.into(),
             StoreError::Unreachable => Self::StoreUnreachable,
+            StoreError::Full => Self::MemoryFull,
             other => Self::Unavailable(other),
         }
     }
@@ -112,7 +120,7 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => {
                 (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
             }
-            Self::Unavailable(_) | Self::StoreUnreachable => {
+            Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
                 let retry = RETRY_AFTER_UNAVAILABLE_SECS.to_string();
                 (status, [(header::RETRY_AFTER, retry)], body).into_response()
             }

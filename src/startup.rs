@@ -53,7 +53,8 @@ impl App {
             // No retries inside the manager: the failover store falls back at once and reconnects.
             .set_number_of_retries(0);
         let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
-        let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs);
+        let max_bytes = usize::try_from(config.memory_store_max_bytes).unwrap_or(usize::MAX);
+        let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs, max_bytes);
         let store = Store::start(redis, memory, config.lease(), shutdown.clone())
             .await
             .with_context(|| {

@@ -2,6 +2,11 @@
 //!
 //! It serves on its own when Redis is unreachable, and while Redis serves it mirrors every job
 //! this instance reads or writes, so an outage can continue from the last states seen here.
+//!
+//! Its memory is bounded (`MEMORY_STORE_MAX_BYTES`): past the bound, the mirrored copies touched
+//! least recently are dropped first (Redis has them). What only this store holds — jobs created
+//! or changed here during an outage, not yet written back — is never dropped; once that alone
+//! fills the bound, new jobs are refused (`503`) until Redis is back.
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, StoreError, WorkQueue};
@@ -25,6 +30,27 @@ struct Shared {
     hub: Hub,
     /// How long a job lives after its last change.
     ttl: Duration,
+    /// The most the jobs held here may take, by [`footprint`].
+    max_bytes: usize,
+}
+
+/// What a job costs here beyond its text: the record, its map, expiry, index and recency entries.
+pub const JOB_OVERHEAD_BYTES: usize = 512;
+
+/// About how much memory `job` takes here.
+fn footprint(job: &Job) -> usize {
+    let superseded: usize = job
+        .superseded
+        .iter()
+        .map(|s| s.error.as_ref().map_or(0, String::len) + s.result.as_ref().map_or(0, String::len))
+        .sum();
+    JOB_OVERHEAD_BYTES
+        + job.kind.len()
+        + job.current_step.len()
+        + job.error.as_ref().map_or(0, String::len)
+        + job.input.get().len()
+        + job.result.as_ref().map_or(0, |r| r.get().len())
+        + superseded
 }
 
 #[derive(Default)]
@@ -37,20 +63,31 @@ struct State {
     queue: VecDeque<JobId>,
     /// Running jobs and when their lease runs out.
     leases: HashMap<JobId, Instant>,
+    /// Mirrored copies by when they were last touched, oldest first: what goes when full.
+    evictable: BTreeSet<(u64, JobId)>,
+    /// The clock of `evictable`.
+    touches: u64,
+    /// The sum of the [`footprint`]s of `jobs`.
+    bytes: usize,
 }
 
 struct StoredJob {
     job: Job,
     expires: Instant,
+    /// When this copy of a state Redis holds was last touched; `None` for a state only this
+    /// store holds (made here during an outage), which is never evicted.
+    mirrored: Option<u64>,
 }
 
 impl MemoryStore {
-    /// An empty store whose jobs expire `ttl_secs` after their last change.
-    pub fn new(hub: Hub, ttl_secs: u64) -> Self {
+    /// An empty store whose jobs expire `ttl_secs` after their last change, holding at most
+    /// about `max_bytes` of them.
+    pub fn new(hub: Hub, ttl_secs: u64, max_bytes: usize) -> Self {
         let shared = Shared {
             state: Mutex::default(),
             hub,
             ttl: Duration::from_secs(ttl_secs),
+            max_bytes,
         };
         Self {
             shared: Arc::new(shared),
@@ -75,8 +112,14 @@ impl MemoryStore {
             .get(&job.job_id)
             .is_some_and(|stored| stored.job.seq > job.seq);
         if !newer_here {
-            state.insert(job.clone(), Instant::now() + left);
+            state.insert(job.clone(), Instant::now() + left, true);
+            state.evict_down_to(self.shared.max_bytes);
         }
+    }
+
+    /// About how much memory the jobs held here take, by [`footprint`].
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
     }
 
     /// The live jobs among `ids`, or all live jobs when `ids` is `None`.
@@ -107,18 +150,51 @@ impl MemoryStore {
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
         self.shared.hub.publish_job(&job);
-        state.insert(job, Instant::now() + self.shared.ttl);
+        state.insert(job, Instant::now() + self.shared.ttl, false);
+        state.evict_down_to(self.shared.max_bytes);
     }
 }
 
 impl State {
-    fn insert(&mut self, job: Job, expires: Instant) {
+    /// Stores `job`, as a copy of what Redis holds when `mirrored`.
+    fn insert(&mut self, job: Job, expires: Instant, mirrored: bool) {
         let id = job.job_id;
+        self.remove(id);
         self.index.insert(Cursor::of(&job));
-        if let Some(old) = self.jobs.insert(id, StoredJob { job, expires }) {
-            self.expirations.remove(&(old.expires, id));
-        }
         self.expirations.insert((expires, id));
+        self.bytes += footprint(&job);
+        let mirrored = mirrored.then(|| {
+            self.touches += 1;
+            self.evictable.insert((self.touches, id));
+            self.touches
+        });
+        let stored = StoredJob {
+            job,
+            expires,
+            mirrored,
+        };
+        self.jobs.insert(id, stored);
+    }
+
+    fn remove(&mut self, id: JobId) -> Option<StoredJob> {
+        let old = self.jobs.remove(&id)?;
+        self.expirations.remove(&(old.expires, id));
+        self.index.remove(&Cursor::of(&old.job));
+        if let Some(touched) = old.mirrored {
+            self.evictable.remove(&(touched, id));
+        }
+        self.bytes -= footprint(&old.job);
+        Some(old)
+    }
+
+    /// Drops the least recently touched mirrored copies until the jobs fit in `max_bytes`.
+    fn evict_down_to(&mut self, max_bytes: usize) {
+        while self.bytes > max_bytes {
+            let Some(&(_, id)) = self.evictable.first() else {
+                return; // what is left only this store holds
+            };
+            self.remove(id);
+        }
     }
 
     fn live_job(&self, id: JobId) -> Option<&Job> {
@@ -130,6 +206,10 @@ impl State {
 impl JobStore for MemoryStore {
     async fn create(&self, job: &Job) -> Result<(), StoreError> {
         let mut state = self.lock();
+        state.evict_down_to(self.shared.max_bytes.saturating_sub(footprint(job)));
+        if state.bytes + footprint(job) > self.shared.max_bytes {
+            return Err(StoreError::Full);
+        }
         self.store_and_publish(&mut state, job.clone());
         Ok(())
     }
@@ -159,10 +239,7 @@ impl JobStore for MemoryStore {
             if expires > now {
                 break;
             }
-            state.expirations.pop_first();
-            if let Some(stored) = state.jobs.remove(&id) {
-                state.index.remove(&Cursor::of(&stored.job));
-            }
+            state.remove(id);
             purged += 1;
         }
         Ok(purged)
@@ -260,7 +337,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_job_expires_after_its_ttl_and_cleanup_purges_it() {
-        let store = MemoryStore::new(Hub::default(), 60);
+        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
         let job = pending_job(60);
         store.create(&job).await.unwrap();
         store.enqueue(job.job_id).await.unwrap();
@@ -276,7 +353,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn every_change_renews_the_ttl() {
-        let store = MemoryStore::new(Hub::default(), 60);
+        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
         let job = pending_job(60);
         store.create(&job).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
@@ -292,7 +369,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_queued_job_is_claimed_once() {
-        let store = MemoryStore::new(Hub::default(), 60);
+        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
         for _ in 0..10 {
             store.enqueue(JobId::new()).await.unwrap();
         }
@@ -305,8 +382,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn when_full_the_oldest_mirrored_copies_go_and_what_only_memory_holds_stays() {
+        let one = footprint(&pending_job(60));
+        let store = MemoryStore::new(Hub::default(), 60, 10 * one);
+        let own: Vec<Job> = (0..4).map(|_| pending_job(60)).collect();
+        for job in &own {
+            store.create(job).await.unwrap(); // made here during an outage
+        }
+        let mirrored: Vec<Job> = (0..1_000).map(|_| pending_job(60)).collect();
+        for job in &mirrored {
+            store.mirror(job);
+        }
+        assert!(
+            store.bytes() <= 10 * one,
+            "{} > {}",
+            store.bytes(),
+            10 * one
+        );
+        for job in &own {
+            assert!(store.get(job.job_id).await.unwrap().is_some());
+        }
+        let kept = store.jobs(None).len();
+        assert_eq!(kept, 10);
+        let newest = &mirrored[mirrored.len() - 1];
+        assert!(store.get(newest.job_id).await.unwrap().is_some());
+        assert!(store.get(mirrored[0].job_id).await.unwrap().is_none());
+
+        for job in (0..6).map(|_| pending_job(60)) {
+            store.create(&job).await.unwrap(); // displaces the mirrored copies
+        }
+        let refused = store.create(&pending_job(60)).await;
+        assert!(matches!(refused, Err(StoreError::Full)), "{refused:?}");
+        assert_eq!(store.bytes(), 10 * one);
+    }
+
+    #[tokio::test]
     async fn a_mirror_never_replaces_a_newer_state() {
-        let store = MemoryStore::new(Hub::default(), 60);
+        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
         let mut job = pending_job(60);
         job.seq = 5;
         store.mirror(&job);

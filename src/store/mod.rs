@@ -30,6 +30,9 @@ pub enum StoreError {
     /// Redis does not answer and this instance holds no copy of the job: it may well exist.
     #[error("the job store is unreachable and this instance has no copy of the job")]
     Unreachable,
+    /// The memory store holds as much as `MEMORY_STORE_MAX_BYTES` allows of jobs only it has.
+    #[error("the in-memory store is full")]
+    Full,
     /// A write-back kept meeting newer changes of the job (it is retried with the next attempt).
     #[error("the job kept changing while it was written back")]
     Contended,

@@ -11,6 +11,7 @@ mod fallback;
 mod helpers;
 mod leases;
 mod long_poll;
+mod memory_bound;
 mod outages;
 mod poll_cache;
 mod processes;
