@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
 
 use crate::job::Rejection;
+use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -28,6 +29,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The job store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// A client over a per-client rate limit; answered with `Retry-After`.
+    #[error("Too many {what} from this client: retry in {retry_after_secs} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
 }
 
 impl ApiError {
@@ -56,6 +63,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -66,6 +74,19 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::JobNotFound,
             StoreError::Rejected(rejection) => rejection.into(),
             other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        let what = match refused.limit {
+            Limit::Create => "jobs created",
+            Limit::Stream => "streams opened",
+        };
+        Self::RateLimited {
+            what,
+            retry_after_secs: refused.retry_after_secs(),
         }
     }
 }
@@ -100,6 +121,13 @@ impl IntoResponse for ApiError {
         let body = Json(json!({ "detail": self.to_string() }));
         if matches!(self, Self::Unauthorized) {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            let retry_after = retry_after_secs.to_string();
+            return (status, [(header::RETRY_AFTER, retry_after)], body).into_response();
         }
         (status, body).into_response()
     }
