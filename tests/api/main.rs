@@ -14,6 +14,7 @@ mod long_poll;
 mod outages;
 mod poll_cache;
 mod processes;
+mod proxies;
 mod redis_connection;
 mod seed_api;
 mod sse;
