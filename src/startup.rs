@@ -171,6 +171,9 @@ async fn purge_periodically(state: AppState) {
         if let Ok(purged) = state.store.purge_expired().await {
             tracing::debug!(purged, "expired jobs purged from memory");
         }
+        if let Err(error) = state.store.write_back_revocations().await {
+            tracing::debug!(%error, "signed-out sessions not yet written to Redis");
+        }
     }
 }
 

@@ -17,6 +17,7 @@ mod processes;
 mod proxies;
 mod redis_connection;
 mod seed_api;
+mod sessions;
 mod sse;
 mod websocket;
 mod workers;

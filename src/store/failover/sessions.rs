@@ -1,12 +1,12 @@
 //! Signed-out sessions: recorded in Redis, so every instance refuses them, and in this instance's
 //! memory, so it refuses them through an outage too.
 //!
-//! A revocation made while Redis is down is kept in memory and written to Redis at the next
-//! session check that reaches it. Until then other instances do not know of it: during an
-//! outage, a cookie signed out on one instance still opens another.
+//! A revocation made while Redis is down is kept in memory and written to Redis once it answers
+//! (at the next session check, or the periodic purge). Until then other instances do not know
+//! of it: during an outage, a cookie signed out on one instance still opens another.
 
 use super::Store;
-use crate::store::StoreError;
+use crate::store::{RedisStore, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -71,14 +71,11 @@ impl Store {
     /// Whether session `id` was signed out (here, or on any instance while Redis answers).
     pub async fn is_session_revoked(&self, id: &str) -> Result<bool, StoreError> {
         let revoked = &self.shared.revoked;
-        if revoked.contains(id) {
-            return Ok(true);
-        }
         self.route(
             async |redis| {
-                for (pending, remaining) in revoked.not_in_redis() {
-                    redis.revoke_session(&pending, remaining).await?;
-                    revoked.insert(&pending, remaining, true);
+                write_back(redis, revoked).await?;
+                if revoked.contains(id) {
+                    return Ok(true);
                 }
                 let Some(remaining) = redis.session_revoked_for(id).await? else {
                     return Ok(false);
@@ -86,8 +83,27 @@ impl Store {
                 revoked.insert(id, remaining, true); // remembered through an outage
                 Ok(true)
             },
-            async |_| Ok(false),
+            async |_| Ok(revoked.contains(id)),
         )
         .await
     }
+
+    /// Writes the revocations made during an outage to Redis (run periodically, and before
+    /// every session check that reaches Redis).
+    pub async fn write_back_revocations(&self) -> Result<(), StoreError> {
+        let revoked = &self.shared.revoked;
+        self.route(
+            async |redis| write_back(redis, revoked).await,
+            async |_| Ok(()),
+        )
+        .await
+    }
+}
+
+async fn write_back(redis: &RedisStore, revoked: &Revoked) -> Result<(), StoreError> {
+    for (id, remaining) in revoked.not_in_redis() {
+        redis.revoke_session(&id, remaining).await?;
+        revoked.insert(&id, remaining, true);
+    }
+    Ok(())
 }
