@@ -15,6 +15,7 @@ mod outages;
 mod poll_cache;
 mod processes;
 mod proxies;
+mod rate_limits;
 mod redis_connection;
 mod seed_api;
 mod sessions;
