@@ -147,4 +147,19 @@ mod tests {
         assert!(limits.admit(Limit::Create, b).is_err());
         assert_eq!(limits.prune(), 1);
     }
+
+    #[test]
+    fn pruning_forgets_a_flood_of_addresses_once_their_allowance_is_full_again() {
+        // 60,000 a minute: one request's allowance comes back within a millisecond.
+        let limits = RateLimits::new((0, 1), (60_000, 1));
+        for n in 0..100_000u32 {
+            assert!(
+                limits
+                    .admit(Limit::Stream, IpAddr::from(n.to_be_bytes()))
+                    .is_ok()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(limits.prune(), 0);
+    }
 }
