@@ -83,6 +83,7 @@ async fn with_trusted_proxies_admission_and_rate_limits_follow_the_rightmost_unt
     let mut config = test_config(&redis.url());
     config.trusted_proxies = TrustedProxies::parse("127.0.0.1/32").unwrap();
     (config.create_rate_per_min, config.create_burst) = (1, 3);
+    (config.stream_rate_per_min, config.stream_burst) = (1, 2);
     let app = spawn_app_with(config).await;
     let nginx = Nginx::start(app.addr).await;
     let cleanup = nginx.url("/api/v4/admin/cleanup-jobs");
@@ -135,6 +136,45 @@ async fn with_trusted_proxies_admission_and_rate_limits_follow_the_rightmost_unt
         StatusCode::OK,
         "another forwarded client has its own allowance"
     );
+    // nginx opens a fresh upstream connection per request: streams take the direct path, which
+    // reads the same headers.
+    let id = app.create_external_job().await;
+    let events = nginx.url(&format!("/api/v4/job/{id}/events"));
+    let open = |forwarded_for: &'static str| {
+        let request = app
+            .client
+            .get(&events)
+            .header("X-Forwarded-For", forwarded_for);
+        async move { request.send().await.unwrap().status() }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(open("203.0.113.1, 198.51.100.9").await);
+    }
+    println!("streams through nginx, one forwarded client: {statuses:?}");
+    let limited = StatusCode::TOO_MANY_REQUESTS;
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::OK, limited, limited]);
+    assert_eq!(open("203.0.113.1, 198.51.100.10").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_server_warns_when_it_listens_beyond_loopback_without_admin_token() {
+    let open = ServerProcess::start(&[
+        ("HOST", "0.0.0.0"),
+        ("REDIS_URL", "redis+unix:///nonexistent.sock"),
+    ])
+    .await;
+    let local = ServerProcess::start(&[("REDIS_URL", "redis+unix:///nonexistent.sock")]).await;
+    let with_token = ServerProcess::start(&[
+        ("HOST", "0.0.0.0"),
+        ("ADMIN_TOKEN", "t"),
+        ("REDIS_URL", "redis+unix:///nonexistent.sock"),
+    ])
+    .await;
+    let warning = "listening beyond loopback with no ADMIN_TOKEN";
+    assert!(open.logged(warning));
+    assert!(!local.logged(warning));
+    assert!(!with_token.logged(warning));
 }
 
 #[tokio::test]
