@@ -214,3 +214,24 @@ async fn the_bearer_scheme_is_accepted_in_any_case() {
         assert_eq!(response.status(), StatusCode::OK, "{scheme}");
     }
 }
+
+#[test]
+fn a_bad_trusted_proxy_or_limit_stops_startup_naming_the_variable() {
+    for (variable, value) in [
+        ("TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("TRUSTED_PROXIES", "127.0.0.1,nginx"),
+        ("CREATE_BURST", "0"),
+        ("STREAM_RATE_PER_MIN", "many"),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_jobcast"))
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env(variable, value)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("binary runs");
+        assert!(!output.status.success(), "{variable}={value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
+}
