@@ -1,21 +1,24 @@
 //! Who may call the admin and progress-reporting endpoints.
 //!
-//! With `ADMIN_TOKEN` set: `Authorization: Bearer <token>`, or the session cookie that
-//! `POST /api/v4/session` sets in exchange for it (browsers' EventSource cannot send headers).
-//! The cookie holds an expiry and an HMAC of it keyed by the token: nothing is stored server-side,
-//! any instance can check it, and changing the token ends every session. Without a token, these
-//! endpoints answer loopback clients only.
+//! With `ADMIN_TOKEN` set: `Authorization: Bearer <token>` (the scheme in any case, RFC 9110), or
+//! the session cookie that `POST /api/v4/session` sets in exchange for it (browsers' EventSource
+//! cannot send headers). The cookie is `<id>.<expiry>.<HMAC of both, keyed by the token>`: any
+//! instance can check it, changing the token ends every session, and signing out puts its id on
+//! the store's revocation list until it would have expired. Without a token, these endpoints
+//! answer loopback clients only — never a request forwarded by a proxy (see
+//! [`crate::client_addr`]).
 
+use crate::client_addr::ClientAddr;
 use crate::config::Secret;
 use crate::error::ApiError;
 use crate::state::AppState;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
-use std::net::SocketAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
 /// The session cookie's name.
@@ -28,14 +31,22 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match &state.config.admin_token {
-            Some(token) if bearer_matches(parts, token) || session_valid(parts, token) => Ok(Admin),
-            Some(_) => Err(ApiError::Unauthorized),
-            None => {
-                let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-                let loopback = peer.is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
-                loopback.then_some(Admin).ok_or(ApiError::Forbidden)
-            }
+        let Some(token) = &state.config.admin_token else {
+            let client = ClientAddr::of_request(parts, &state.config.trusted_proxies);
+            return client
+                .is_loopback()
+                .then_some(Admin)
+                .ok_or(ApiError::Forbidden);
+        };
+        if bearer_matches(parts, token) {
+            return Ok(Admin);
+        }
+        let Some(session) = presented_session(&parts.headers, token) else {
+            return Err(ApiError::Unauthorized);
+        };
+        match state.store.is_session_revoked(&session.id).await? {
+            true => Err(ApiError::Unauthorized),
+            false => Ok(Admin),
         }
     }
 }
@@ -46,26 +57,43 @@ pub fn bearer_matches(parts: &Parts, token: &Secret) -> bool {
         .headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, credentials)| credentials.trim_start_matches(' '));
     presented.is_some_and(|presented| presented.as_bytes().ct_eq(token.expose().as_bytes()).into())
 }
 
-fn session_valid(parts: &Parts, token: &Secret) -> bool {
-    let cookies = parts
-        .headers
+/// A session cookie whose signature and expiry hold.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Session {
+    /// Random, unique per sign-in: what a sign-out revokes.
+    pub id: String,
+    /// Seconds since the epoch.
+    pub expires: u64,
+}
+
+impl Session {
+    /// How long the session has left: how long its revocation must be remembered.
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(self.expires.saturating_sub(now_secs()))
+    }
+}
+
+/// The request's session cookie, if one is valid for `token` (revocation is not checked here).
+pub fn presented_session(headers: &HeaderMap, token: &Secret) -> Option<Session> {
+    let cookies = headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok());
-    let session = cookies
+    let mut sessions = cookies
         .flat_map(|header| header.split(';'))
         .filter_map(|cookie| {
             cookie
                 .trim()
                 .strip_prefix(SESSION_COOKIE)?
                 .strip_prefix('=')
-        })
-        .next();
-    session.is_some_and(|value| verify_session(value, token, now_secs()))
+        });
+    sessions.find_map(|value| verify_session(value, token, now_secs()))
 }
 
 fn now_secs() -> u64 {
@@ -74,30 +102,28 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn signature(token: &Secret, expires: u64) -> Vec<u8> {
+fn signature(token: &Secret, id: &str, expires: u64) -> Vec<u8> {
     let mut mac =
         Hmac::<Sha256>::new_from_slice(token.expose().as_bytes()).expect("any key length");
-    mac.update(format!("jobcast-session:{expires}").as_bytes());
+    mac.update(format!("jobcast-session:{id}:{expires}").as_bytes());
     mac.finalize().into_bytes().to_vec()
 }
 
-/// A session value valid for `ttl_secs`: `<expiry>.<hex HMAC>`.
+/// A new session value valid for `ttl_secs`: `<id>.<expiry>.<hex HMAC>`.
 pub fn new_session(token: &Secret, ttl_secs: u64) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
     let expires = now_secs() + ttl_secs;
-    let hex: String = signature(token, expires)
+    let hex: String = signature(token, &id, expires)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!("{expires}.{hex}")
+    format!("{id}.{expires}.{hex}")
 }
 
-fn verify_session(value: &str, token: &Secret, now: u64) -> bool {
-    let Some((expires, hex)) = value.split_once('.') else {
-        return false;
-    };
-    let Ok(expires) = expires.parse::<u64>() else {
-        return false;
-    };
+fn verify_session(value: &str, token: &Secret, now: u64) -> Option<Session> {
+    let mut fields = value.splitn(3, '.');
+    let (id, expires, hex) = (fields.next()?, fields.next()?, fields.next()?);
+    let expires = expires.parse::<u64>().ok()?;
     let presented: Option<Vec<u8>> = (0..hex.len())
         .step_by(2)
         .map(|i| {
@@ -105,11 +131,12 @@ fn verify_session(value: &str, token: &Secret, now: u64) -> bool {
                 .and_then(|pair| u8::from_str_radix(pair, 16).ok())
         })
         .collect();
-    let Some(presented) = presented else {
-        return false;
-    };
-    let expected = signature(token, expires);
-    expires > now && bool::from(presented.ct_eq(&expected))
+    let expected = signature(token, id, expires);
+    let genuine = bool::from(presented?.ct_eq(&expected));
+    (genuine && expires > now).then(|| Session {
+        id: id.to_owned(),
+        expires,
+    })
 }
 
 #[cfg(test)]
@@ -117,19 +144,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_session_is_valid_until_it_expires_and_only_for_its_token() {
+    fn a_session_is_valid_until_it_expires_and_only_for_its_token_and_id() {
         let token = Secret::parse("admin-token").unwrap();
         let session = new_session(&token, 60);
-        assert!(verify_session(&session, &token, now_secs()));
-        assert!(!verify_session(&session, &token, now_secs() + 61));
-        assert!(!verify_session(
-            &session,
-            &Secret::parse("other").unwrap(),
-            now_secs()
-        ));
-        let (expires, mac) = session.split_once('.').unwrap();
-        let extended = format!("{}.{mac}", expires.parse::<u64>().unwrap() + 3600);
-        assert!(!verify_session(&extended, &token, now_secs()));
-        assert!(!verify_session("garbage", &token, now_secs()));
+        let valid = verify_session(&session, &token, now_secs()).unwrap();
+        assert_eq!(valid.id.len(), 32);
+        assert!(verify_session(&session, &token, now_secs() + 61).is_none());
+        let other = Secret::parse("other").unwrap();
+        assert!(verify_session(&session, &other, now_secs()).is_none());
+        let (id, rest) = session.split_once('.').unwrap();
+        let (expires, mac) = rest.split_once('.').unwrap();
+        let extended = format!("{id}.{}.{mac}", expires.parse::<u64>().unwrap() + 3600);
+        assert!(verify_session(&extended, &token, now_secs()).is_none());
+        let renamed = format!("{}.{expires}.{mac}", "0".repeat(32));
+        assert!(verify_session(&renamed, &token, now_secs()).is_none());
+        assert!(verify_session("garbage", &token, now_secs()).is_none());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token = Secret::parse("t0ken").unwrap();
+        for (header, admitted) in [
+            ("Bearer t0ken", true),
+            ("bearer t0ken", true),
+            ("BEARER  t0ken", true),
+            ("Basic t0ken", false),
+            ("Bearer t0ke", false),
+            ("Bearert0ken", false),
+        ] {
+            let request = axum::http::Request::builder()
+                .header(AUTHORIZATION, header)
+                .body(())
+                .unwrap();
+            let (parts, ()) = request.into_parts();
+            assert_eq!(bearer_matches(&parts, &token), admitted, "{header}");
+        }
     }
 }

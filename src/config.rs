@@ -1,5 +1,6 @@
 //! Configuration, read once at startup from environment variables or the matching flags.
 
+use crate::client_addr::TrustedProxies;
 use crate::sink::FanoutWrites;
 use clap::Parser;
 use std::fmt;
@@ -111,6 +112,28 @@ pub struct Config {
         default_value_t = 64 * 1024 * 1024,
         value_parser = clap::value_parser!(u64).range(64 * 1024..))]
     pub memory_store_max_bytes: u64,
+    /// Reverse proxies whose forwarding headers name the client (comma-separated CIDR blocks,
+    /// e.g. `127.0.0.1/32,10.0.0.0/8`); empty trusts none, and a proxied request is never loopback.
+    #[arg(long, env = "TRUSTED_PROXIES", value_name = "TRUSTED_PROXIES", default_value = "",
+        value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: TrustedProxies,
+    /// Jobs one client may create per minute, sustained; 0 is unlimited.
+    #[arg(long, env = "CREATE_RATE_PER_MIN", value_name = "CREATE_RATE_PER_MIN", default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub create_rate_per_min: u32,
+    /// Jobs one client may create at once before `CREATE_RATE_PER_MIN` applies.
+    #[arg(long, env = "CREATE_BURST", value_name = "CREATE_BURST", default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub create_burst: u32,
+    /// Streams (SSE, WebSocket, long-poll) one client may open per minute, sustained; 0 is
+    /// unlimited.
+    #[arg(long, env = "STREAM_RATE_PER_MIN", value_name = "STREAM_RATE_PER_MIN", default_value_t = 120,
+        value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub stream_rate_per_min: u32,
+    /// Streams one client may open at once before `STREAM_RATE_PER_MIN` applies.
+    #[arg(long, env = "STREAM_BURST", value_name = "STREAM_BURST", default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub stream_burst: u32,
 }
 
 impl Config {

@@ -1,6 +1,7 @@
 //! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
 
 use crate::job::Rejection;
+use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -38,6 +39,12 @@ pub enum ApiError {
          try again shortly"
     )]
     MemoryFull,
+    /// A client over a per-client rate limit; answered with `Retry-After`.
+    #[error("Too many {what} from this client: retry in {retry_after_secs} s")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
 }
 
 /// What `Retry-After` tells a client of a `503`, in seconds: about how long an outage takes to
@@ -72,6 +79,7 @@ impl ApiError {
             Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -84,6 +92,19 @@ impl From<StoreError> for ApiError {
             StoreError::Unreachable => Self::StoreUnreachable,
             StoreError::Full => Self::MemoryFull,
             other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        let what = match refused.limit {
+            Limit::Create => "jobs created",
+            Limit::Stream => "streams opened",
+        };
+        Self::RateLimited {
+            what,
+            retry_after_secs: refused.retry_after_secs(),
         }
     }
 }
@@ -122,6 +143,12 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
                 let retry = RETRY_AFTER_UNAVAILABLE_SECS.to_string();
+                (status, [(header::RETRY_AFTER, retry)], body).into_response()
+            }
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
+                let retry = retry_after_secs.to_string();
                 (status, [(header::RETRY_AFTER, retry)], body).into_response()
             }
             _ => (status, body).into_response(),

@@ -16,12 +16,14 @@
 
 pub mod auth;
 pub mod cache;
+pub mod client_addr;
 pub mod config;
 pub mod error;
 pub mod extract;
 pub mod hub;
 pub mod job;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod research;
 pub mod routes;
 pub mod serve;

@@ -3,6 +3,7 @@
 use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
 use crate::sink::FanoutWrites;
 use crate::state::AppState;
@@ -39,6 +40,7 @@ impl App {
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+        warn_if_open_without_token(&config);
         // rediss:// needs a TLS crypto provider; pick ring explicitly rather than relying on which
         // rustls features other crates happen to enable. Already installed is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -66,6 +68,10 @@ impl App {
             })?;
         let relay = pubsub::spawn_relay(client, hub.clone(), store.clone(), shutdown.clone());
         let state = AppState {
+            limits: RateLimits::new(
+                (config.create_rate_per_min, config.create_burst),
+                (config.stream_rate_per_min, config.stream_burst),
+            ),
             store,
             hub,
             cache: JobCache::default(),
@@ -100,6 +106,7 @@ impl App {
         worker::spawn_sweeper(&state);
         tokio::spawn(purge_periodically(state.clone()));
         tokio::spawn(evict_idle_cache(state.clone()));
+        tokio::spawn(prune_rate_limits(state.clone()));
         tokio::spawn(close_streams_at_shutdown(state.clone()));
         info!(
             addr = %self.local_addr(),
@@ -170,6 +177,18 @@ fn redis_client(config: &Config) -> anyhow::Result<redis::Client> {
     }
 }
 
+/// Warns when clients beyond this host can reach a server with no `ADMIN_TOKEN`: only loopback
+/// clients are admitted then, and a proxy on this host that adds no forwarding header makes
+/// every client it forwards look local.
+fn warn_if_open_without_token(config: &Config) {
+    if config.admin_token.is_none() && !config.host.to_canonical().is_loopback() {
+        tracing::warn!(
+            host = %config.host,
+            "listening beyond loopback with no ADMIN_TOKEN: set one before exposing admin and reporting endpoints"
+        );
+    }
+}
+
 /// Says how direct streams will be written, and why plain sends when io_uring was asked for.
 fn log_fanout_writes(writes: FanoutWrites) {
     if writes == FanoutWrites::Send {
@@ -195,6 +214,9 @@ async fn purge_periodically(state: AppState) {
         if let Ok(purged) = state.store.purge_expired().await {
             tracing::debug!(purged, "expired jobs purged from memory");
         }
+        if let Err(error) = state.store.write_back_revocations().await {
+            tracing::debug!(%error, "signed-out sessions not yet written to Redis");
+        }
     }
 }
 
@@ -202,6 +224,18 @@ async fn purge_periodically(state: AppState) {
 async fn close_streams_at_shutdown(state: AppState) {
     state.shutdown.cancelled().await;
     state.hub.close();
+}
+
+async fn prune_rate_limits(state: AppState) {
+    let mut interval = tokio::time::interval(RATE_LIMIT_PRUNE_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => return,
+            _ = interval.tick() => {}
+        }
+        let tracked = state.limits.prune();
+        tracing::trace!(tracked, "rate-limited clients pruned");
+    }
 }
 
 async fn evict_idle_cache(state: AppState) {

@@ -4,6 +4,7 @@ use crate::cache::JobCache;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::pubsub::RelayHealth;
+use crate::rate_limit::RateLimits;
 use crate::store::Store;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -24,4 +25,6 @@ pub struct AppState {
     pub relay: RelayHealth,
     /// Cancelled when the server begins to stop: streams end, workers stop claiming.
     pub shutdown: CancellationToken,
+    /// Per-client limits on creating jobs and opening streams.
+    pub limits: RateLimits,
 }

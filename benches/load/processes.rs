@@ -65,6 +65,9 @@ impl Server {
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,jobcast::startup=info")
             .env("ADMIN_TOKEN", crate::ADMIN_TOKEN)
+            // Every load client comes from one address; the per-client limits would refuse them.
+            .env("CREATE_RATE_PER_MIN", "0")
+            .env("STREAM_RATE_PER_MIN", "0")
             .envs(vars.iter().copied());
         Self::spawn(command, "jobcast listening").await
     }

@@ -10,7 +10,7 @@ use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
 use crate::watch::RELAY_WAIT;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -46,10 +46,19 @@ async fn sign_in(_: Admin, State(state): State<AppState>) -> Response {
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 
-/// `DELETE /api/v4/session`: forgets the cookie.
-async fn sign_out() -> Response {
+/// `DELETE /api/v4/session`: ends the session on every instance (its id is revoked until the
+/// cookie would have expired) and forgets the cookie.
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = &state.config.admin_token
+        && let Some(session) = auth::presented_session(&headers, token)
+    {
+        state
+            .store
+            .revoke_session(&session.id, session.remaining())
+            .await?;
+    }
     let cookie = format!("{SESSION_COOKIE}=; Path=/api/v4; Max-Age=0; HttpOnly; SameSite=Strict");
-    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
 #[derive(Deserialize)]

@@ -1,11 +1,13 @@
 //! The job API: create jobs, read them (with ETag), and report their progress.
 
+use super::quota::{Client, CreateQuota};
 use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::hub::JobEvent;
 use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp};
+use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
@@ -43,6 +45,7 @@ pub fn routes() -> Router<AppState> {
 
 /// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
 async fn create_deep_research(
+    _: CreateQuota,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
@@ -60,6 +63,7 @@ struct NewJob {
 /// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
 async fn create_job(
     _: Admin,
+    _: CreateQuota,
     State(state): State<AppState>,
     ApiJson(request): ApiJson<NewJob>,
 ) -> Result<Response, ApiError> {
@@ -97,11 +101,13 @@ struct GetQuery {
 /// With `?wait_for_change=<seq>` it waits (up to `timeout` seconds) for a newer state first.
 async fn get_job(
     State(state): State<AppState>,
+    Client(client): Client,
     JobIdPath(job_id): JobIdPath,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Response, ApiError> {
     if let Some(seq) = query.wait_for_change {
+        state.limits.admit(Limit::Stream, client.ip)?;
         let secs = query.timeout.unwrap_or(LONG_POLL_DEFAULT_SECS);
         if !(0.0..=LONG_POLL_MAX_SECS).contains(&secs) {
             return Err(ApiError::invalid(format!(

@@ -5,6 +5,7 @@ mod dashboard;
 mod health;
 mod jobs;
 mod page;
+mod quota;
 pub mod sse;
 pub mod ws;
 

@@ -1,5 +1,6 @@
 //! `GET /api/v4/job/{job_id}/events`: a job's changes as Server-Sent Events.
 
+use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::job::JobId;
@@ -51,6 +52,7 @@ struct ResumeQuery {
 /// request is for a job's events straight from the socket. This serves the rest (a keep-alive
 /// connection reused for a stream, or a request the sniffer does not take).
 async fn job_events(
+    _: StreamQuota,
     State(state): State<AppState>,
     JobIdPath(job_id): JobIdPath,
     headers: HeaderMap,

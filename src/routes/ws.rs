@@ -1,5 +1,6 @@
 //! `GET /api/v4/job/{job_id}/ws`: a job's changes as WebSocket text frames.
 
+use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::state::AppState;
@@ -32,6 +33,7 @@ struct ResumeQuery {
 
 /// Checks the job exists (`404` before any upgrade), then streams it.
 async fn job_socket(
+    _: StreamQuota,
     upgrade: WebSocketUpgrade,
     State(state): State<AppState>,
     JobIdPath(job_id): JobIdPath,

@@ -8,6 +8,9 @@
 //! dispatch polling).
 
 use super::sniff::EventsRequest;
+use crate::client_addr::{Forwarding, client_addr};
+use crate::error::ApiError;
+use crate::rate_limit::Limit;
 use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
@@ -15,6 +18,7 @@ use crate::watch::{self, JobWatch, WatchStart, http_chunk};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -32,7 +36,15 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// and the snapshot go out in one write. Then the socket joins the job's sinks, the changes that
 /// arrived meanwhile are written, and from there on publishers write changes themselves; this
 /// task only wakes for work they leave (see [`crate::sink`]), keep-alives and the client leaving.
-pub async fn serve_events(stream: TcpStream, request: EventsRequest, state: AppState) {
+pub async fn serve_events(
+    stream: TcpStream,
+    peer: SocketAddr,
+    request: EventsRequest,
+    state: AppState,
+) {
+    if let Err(error) = admit_stream(&state, peer, &request.forwarding) {
+        return write_response(stream, error.into_response()).await;
+    }
     let started = watch::start(&state, request.job_id, request.resume_from).await;
     let mut watch = match started {
         Ok(WatchStart::Streaming(watch)) => watch,
@@ -50,6 +62,16 @@ pub async fn serve_events(stream: TcpStream, request: EventsRequest, state: AppS
     }
     let seconds = opened_at.elapsed().as_secs_f64();
     tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
+}
+
+/// Counts a stream opened by the client of `peer` (with `forwarding` headers) against its limit.
+pub fn admit_stream(
+    state: &AppState,
+    peer: SocketAddr,
+    forwarding: &Forwarding,
+) -> Result<(), ApiError> {
+    let client = client_addr(peer.ip(), forwarding, &state.config.trusted_proxies);
+    Ok(state.limits.admit(Limit::Stream, client.ip)?)
 }
 
 /// Writes the stream until its end (`Ok`) or until the client is gone or fails (`Err`).

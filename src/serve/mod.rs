@@ -123,12 +123,12 @@ async fn route(
         Some(_) if state.shutdown.is_cancelled() => {}
         Some(Direct::Events(request)) => {
             drop(head);
-            let serving = direct::serve_events(stream, request, state);
+            let serving = direct::serve_events(stream, peer, request, state);
             streams.track_future(serving).await;
         }
         Some(Direct::Socket(request)) => {
             drop(head);
-            let serving = socket::serve_socket(stream, request, state);
+            let serving = socket::serve_socket(stream, peer, request, state);
             streams.track_future(serving).await;
         }
         None => {

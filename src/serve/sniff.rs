@@ -5,6 +5,7 @@
 //! Anything else, or anything unusual about such a request, is left to axum, which answers it
 //! with the same semantics and its full error handling.
 
+use crate::client_addr::Forwarding;
 use crate::job::JobId;
 use crate::watch;
 
@@ -24,6 +25,8 @@ pub struct EventsRequest {
     pub job_id: JobId,
     /// From `Last-Event-ID`, else from `?last_event_id=`.
     pub resume_from: Option<u64>,
+    /// The forwarding headers, for the client's address.
+    pub forwarding: Forwarding,
 }
 
 /// A WebSocket upgrade for a job's changes.
@@ -34,6 +37,8 @@ pub struct SocketRequest {
     pub resume_from: Option<u64>,
     /// `Sec-WebSocket-Key`, for the handshake's answer.
     pub key: String,
+    /// The forwarding headers, for the client's address.
+    pub forwarding: Forwarding,
 }
 
 /// `Some` when `head` holds a whole request that can be served directly.
@@ -62,6 +67,7 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
     if header("expect").is_some() {
         return None;
     }
+    let forwarding = Forwarding::from_pairs(request.headers.iter().map(|h| (h.name, h.value)));
     match stream {
         "events" if header("upgrade").is_none() => {
             // As the axum route reads it: the first header, if it is visible ASCII.
@@ -72,6 +78,7 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
             Some(Direct::Events(EventsRequest {
                 job_id,
                 resume_from: watch::resume_point(last_event_id.as_deref()),
+                forwarding,
             }))
         }
         "ws" => {
@@ -90,6 +97,7 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
                 job_id,
                 resume_from: watch::resume_point(last_seq.as_deref()),
                 key: key.trim().to_owned(),
+                forwarding,
             }))
         }
         _ => None,

@@ -13,6 +13,7 @@ use crate::watch::{self, JobWatch, WatchStart, on_the_wire};
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -36,7 +37,15 @@ enum Ending {
 }
 
 /// Answers the upgrade (or `404` before it), then streams the job's changes.
-pub async fn serve_socket(stream: TcpStream, request: SocketRequest, state: AppState) {
+pub async fn serve_socket(
+    stream: TcpStream,
+    peer: SocketAddr,
+    request: SocketRequest,
+    state: AppState,
+) {
+    if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
+        return direct::write_response(stream, error.into_response()).await;
+    }
     let started = match watch::start(&state, request.job_id, request.resume_from).await {
         Ok(started) => started,
         Err(error) => return direct::write_response(stream, error.into_response()).await,

@@ -9,6 +9,7 @@
 //! the queue and leases held in memory move to Redis. Then the instance switches back.
 
 mod resync;
+mod sessions;
 
 use super::listing::{JobPage, ListQuery};
 use super::redis::{RedisHealth, is_refusal};
@@ -49,6 +50,8 @@ struct Shared {
     /// The lease given to running jobs whose leases move from memory to Redis.
     lease: Duration,
     shutdown: CancellationToken,
+    /// Signed-out sessions this instance knows of (see `sessions`).
+    revoked: sessions::Revoked,
 }
 
 /// Whether an error means Redis cannot be reached (rather than refusing this one request).
@@ -86,6 +89,7 @@ impl Store {
             switch_gate: tokio::sync::RwLock::new(()),
             lease,
             shutdown,
+            revoked: sessions::Revoked::default(),
         };
         let store = Self {
             shared: Arc::new(shared),

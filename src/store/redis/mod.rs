@@ -3,6 +3,7 @@
 mod index;
 mod queue;
 mod recovery;
+mod sessions;
 
 pub use index::INDEX_KEY;
 pub use queue::{LEASES_KEY, QUEUE_KEY};

@@ -18,7 +18,7 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// Test defaults: a free port on loopback, no pacing, two workers.
+/// Test defaults: a free port on loopback, no pacing, two workers, no rate limits.
 pub fn test_config(redis_url: &str) -> Config {
     let mut config = Config::defaults();
     config.host = [127, 0, 0, 1].into();
@@ -28,6 +28,9 @@ pub fn test_config(redis_url: &str) -> Config {
     config.worker_concurrency = 2;
     config.queue_poll_ms = 20;
     config.admin_token = None;
+    // Tests drive many jobs and streams from one address; the rate-limit tests turn these on.
+    config.create_rate_per_min = 0;
+    config.stream_rate_per_min = 0;
     config
 }
 

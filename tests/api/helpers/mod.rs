@@ -2,12 +2,14 @@
 
 mod app;
 mod browser;
+mod nginx;
 mod process;
 mod redis;
 mod sse;
 
 pub use app::*;
 pub use browser::*;
+pub use nginx::*;
 pub use process::*;
 pub use redis::*;
 pub use sse::*;

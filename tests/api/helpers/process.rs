@@ -27,6 +27,8 @@ impl ServerProcess {
             .env("LOG_FORMAT", "json")
             .env("DEEP_RESEARCH_STEP_MS", "0")
             .env("QUEUE_POLL_MS", "20")
+            .env("CREATE_RATE_PER_MIN", "0")
+            .env("STREAM_RATE_PER_MIN", "0")
             .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
