@@ -28,6 +28,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The job store is unavailable, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// A stored record that cannot be read back (written by hand, by an older version, or damaged).
+    #[error("This job's stored record is damaged and cannot be served")]
+    CorruptJob(#[source] StoreError),
+    /// A bug (a handler panicked); logged where it happened.
+    #[error("Internal server error")]
+    Internal,
 }
 
 impl ApiError {
@@ -56,6 +62,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::CorruptJob(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -65,6 +72,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::NotFound => Self::JobNotFound,
             StoreError::Rejected(rejection) => rejection.into(),
+            corrupt @ StoreError::Corrupt(_) => Self::CorruptJob(corrupt),
             other => Self::Unavailable(other),
         }
     }

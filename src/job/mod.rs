@@ -1,6 +1,7 @@
 //! The job record as stored and served: ids, statuses, timestamps and the state machine.
 
 mod change;
+pub mod payload;
 mod timestamp;
 
 pub use change::{Change, Outcome, Rejection};

@@ -5,7 +5,7 @@ use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::hub::JobEvent;
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp, payload};
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
@@ -67,6 +67,7 @@ async fn create_job(
     let input = request
         .input
         .unwrap_or_else(|| raw_json(&serde_json::json!({})));
+    validate_payload("input", &input)?;
     let input = if request.kind == DEEP_RESEARCH_KIND {
         let body: Value = serde_json::from_str(input.get())
             .map_err(|_| ApiError::invalid("input is not JSON"))?;
@@ -203,6 +204,7 @@ async fn complete_job(
     JobIdPath(job_id): JobIdPath,
     ApiJson(completion): ApiJson<Completion>,
 ) -> Result<Response, ApiError> {
+    validate_payload("result", &completion.result)?;
     let step = validate_step(completion.current_step)?.unwrap_or_else(|| "Complete".into());
     let change = Change::Complete {
         result: completion.result,
@@ -262,6 +264,17 @@ fn validate_kind(kind: &str) -> Result<(), ApiError> {
     valid.then_some(()).ok_or_else(|| {
         ApiError::invalid(format!(
             "kind must be 1 to {MAX_KIND_CHARS} characters of letters, digits, '-', '_' or '.'"
+        ))
+    })
+}
+
+/// Refuses a payload that is JSON to the letter but not to every reader (see [`payload::check`]),
+/// so it is never stored.
+fn validate_payload(field: &str, raw: &RawValue) -> Result<(), ApiError> {
+    payload::check(raw).map_err(|error| {
+        ApiError::invalid(format!(
+            "{field} is not JSON every client can read ({error}): strings must be valid \
+             Unicode (no lone surrogate) and numbers must fit a 64-bit float"
         ))
     })
 }

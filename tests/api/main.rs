@@ -17,5 +17,6 @@ mod processes;
 mod redis_connection;
 mod seed_api;
 mod sse;
+mod stored_data;
 mod websocket;
 mod workers;

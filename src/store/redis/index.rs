@@ -1,6 +1,6 @@
 //! The Redis job index: a sorted set of job ids scored by creation time, pruned as keys expire.
 
-use super::RedisStore;
+use super::{RedisStore, decode};
 use crate::job::{Job, JobId};
 use crate::store::StoreError;
 use crate::store::listing::{Cursor, JobPage, ListQuery, collect_page};
@@ -58,24 +58,33 @@ impl RedisStore {
             .filter(|cursor| after.is_none_or(|after| *cursor < after))
             .take(count)
             .collect();
-        let jobs = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
+        let documents = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
         let expired: Vec<String> = cursors
             .iter()
-            .zip(&jobs)
-            .filter(|(_, job)| job.is_none())
+            .zip(&documents)
+            .filter(|(_, json)| json.is_none())
             .map(|(c, _)| c.job_id.to_string())
             .collect();
         if !expired.is_empty() {
             let _: () = self.connection().zrem(INDEX_KEY, expired).await?;
         }
-        Ok(cursors.into_iter().zip(jobs).collect())
+        // A corrupt record is skipped (and logged by `decode`), its index entry kept: it expires
+        // with its key like any other.
+        Ok(cursors
+            .into_iter()
+            .zip(documents)
+            .map(|(cursor, json)| {
+                let job = json.and_then(|json| decode(cursor.job_id, &json).ok());
+                (cursor, job)
+            })
+            .collect())
     }
 
-    /// The jobs with these ids, `None` where one has expired; one round trip.
+    /// The stored documents with these ids, `None` where one has expired; one round trip.
     async fn get_many(
         &self,
         ids: impl Iterator<Item = JobId>,
-    ) -> Result<Vec<Option<Job>>, StoreError> {
+    ) -> Result<Vec<Option<String>>, StoreError> {
         let mut pipeline = redis::pipe();
         let mut any = false;
         for id in ids {
@@ -85,11 +94,7 @@ impl RedisStore {
         if !any {
             return Ok(Vec::new());
         }
-        let documents: Vec<Option<String>> = pipeline.query_async(&mut self.connection()).await?;
-        documents
-            .into_iter()
-            .map(|json| Ok(json.map(|json| serde_json::from_str(&json)).transpose()?))
-            .collect()
+        Ok(pipeline.query_async(&mut self.connection()).await?)
     }
 
     /// Drops index entries of expired jobs, looking at the oldest [`PRUNE_BATCH`]; how many.
