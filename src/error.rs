@@ -8,6 +8,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What `Retry-After` tells a client refused because the work queue is full, in seconds.
+pub const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 /// Everything a handler can fail with. 4xx details are shown to the client; 5xx causes are logged
 /// and the client gets a generic message.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,9 @@ pub enum ApiError {
     /// A stored record that cannot be read back (written by hand, by an older version, or damaged).
     #[error("This job's stored record is damaged and cannot be served")]
     CorruptJob(#[source] StoreError),
+    /// `MAX_QUEUED_JOBS` jobs already wait; answered with `Retry-After`.
+    #[error("The work queue is full ({cap} jobs waiting); try again later")]
+    QueueFull { cap: u64 },
     /// A bug (a handler panicked); logged where it happened.
     #[error("Internal server error")]
     Internal,
@@ -61,7 +67,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::CorruptJob(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -108,6 +114,10 @@ impl IntoResponse for ApiError {
         let body = Json(json!({ "detail": self.to_string() }));
         if matches!(self, Self::Unauthorized) {
             return (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response();
+        }
+        if matches!(self, Self::QueueFull { .. }) {
+            let retry = QUEUE_FULL_RETRY_AFTER_SECS.to_string();
+            return (status, [(header::RETRY_AFTER, retry)], body).into_response();
         }
         (status, body).into_response()
     }

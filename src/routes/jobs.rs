@@ -245,6 +245,9 @@ async fn create_and_queue(
     kind: &str,
     input: Box<RawValue>,
 ) -> Result<Job, ApiError> {
+    if kind == DEEP_RESEARCH_KIND {
+        refuse_when_queue_full(state).await?;
+    }
     let job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
     state.store.create(&job).await?;
     if kind == DEEP_RESEARCH_KIND {
@@ -253,6 +256,17 @@ async fn create_and_queue(
     }
     tracing::info!(job_id = %job.job_id, kind, "job created");
     Ok(job)
+}
+
+/// 503 when `MAX_QUEUED_JOBS` jobs already wait, before anything is stored. The length is read,
+/// then the job pushed: concurrent creates may overshoot the cap by as many as run at once.
+async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
+    let queued = state.store.queued_len().await?;
+    let cap = state.config.max_queued_jobs;
+    if u64::try_from(queued).unwrap_or(u64::MAX) >= cap {
+        return Err(ApiError::QueueFull { cap });
+    }
+    Ok(())
 }
 
 fn validate_kind(kind: &str) -> Result<(), ApiError> {

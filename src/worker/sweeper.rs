@@ -3,7 +3,11 @@
 //! A job whose lease ran out was left by a worker that died or hung. It goes back to the queue
 //! (its progress kept, so the next attempt resumes it), or, after `MAX_ATTEMPTS`, ends `failed`
 //! saying it was interrupted. Either way its watchers are told, as for any change.
+//!
+//! At boot and every `RECONCILE_EVERY_SWEEPS` sweeps it also runs a reconciliation pass (see
+//! [`super::reconcile`]) for the jobs that hold no lease at all.
 
+use super::reconcile;
 use crate::job::{Change, JobId, JobStatus, Rejection};
 use crate::state::AppState;
 use crate::store::{JobStore, StoreError, WorkQueue};
@@ -17,7 +21,9 @@ pub fn spawn_sweeper(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let interval = state.config.sweep_interval();
+        let every = state.config.reconcile_every_sweeps;
         let mut ticks = tokio::time::interval(interval);
+        let mut sweeps: u32 = 0;
         loop {
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
@@ -31,6 +37,10 @@ pub fn spawn_sweeper(state: &AppState) {
                 Ok(false) => {}
                 Err(error) => warn!(%error, "sweeper could not take its lock"),
             }
+            if sweeps.is_multiple_of(every) {
+                reconcile::reconcile_if_due(&state, interval * every).await;
+            }
+            sweeps = sweeps.wrapping_add(1) % every;
         }
     });
 }
@@ -41,22 +51,27 @@ async fn sweep(state: &AppState) {
         Err(error) => return warn!(%error, "listing expired leases failed"),
     };
     for job_id in expired {
-        if let Err(error) = recover_job(state, job_id).await {
+        let reason = "its worker stopped renewing its lease";
+        if let Err(error) = recover_job(state, job_id, reason).await {
             warn!(%job_id, %error, "recovering a job with an expired lease failed");
         }
     }
 }
 
-/// Requeues (or fails) one job whose lease ran out, then drops the lease.
-async fn recover_job(state: &AppState, job_id: JobId) -> Result<(), StoreError> {
+/// Requeues (or fails) one job whose attempt ended for `reason`, then drops its lease.
+pub(super) async fn recover_job(
+    state: &AppState,
+    job_id: JobId,
+    reason: &str,
+) -> Result<(), StoreError> {
     let change = Change::Requeue {
-        reason: "its worker stopped renewing its lease".into(),
+        reason: reason.into(),
         max_attempts: state.config.max_attempts,
         fence: None,
     };
     let requeue = match state.store.apply(job_id, change).await {
         Ok(job) if job.status == JobStatus::Pending => {
-            info!(%job_id, attempt = job.attempt, "job requeued after its lease expired");
+            info!(%job_id, attempt = job.attempt, reason, "job requeued");
             true
         }
         Ok(job) => {

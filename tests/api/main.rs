@@ -14,6 +14,8 @@ mod long_poll;
 mod outages;
 mod poll_cache;
 mod processes;
+mod queue_cap;
+mod reconcile;
 mod redis_connection;
 mod seed_api;
 mod sse;
