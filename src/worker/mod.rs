@@ -3,6 +3,7 @@
 
 mod deep_research;
 pub mod reconcile;
+mod requeue;
 mod running;
 mod sweeper;
 

@@ -18,7 +18,7 @@
 //! puts a lost lease back — and when it was neither queued nor leased, the queue read first (a
 //! job being claimed moves from the queue to the leases, so it is seen in one of them).
 
-use super::sweeper;
+use super::requeue;
 use crate::config::Config;
 use crate::job::{DEEP_RESEARCH_KIND, JobId, JobStatus, Timestamp};
 use crate::state::AppState;
@@ -118,7 +118,7 @@ async fn rescue(state: &AppState, head: &JobHead, done: &mut Reconciled) {
     let job_id = head.job_id;
     let rescued = match head.status {
         JobStatus::Pending => requeue_pending(state, job_id).await,
-        _ => sweeper::recover_job(state, job_id, "its lease was lost").await,
+        _ => requeue::recover_job(state, job_id, "its lease was lost").await,
     };
     match (rescued, head.status) {
         (Ok(()), JobStatus::Pending) => done.requeued_pending += 1,

@@ -7,11 +7,10 @@
 //! At boot and every `RECONCILE_EVERY_SWEEPS` sweeps it also runs a reconciliation pass (see
 //! [`super::reconcile`]) for the jobs that hold no lease at all.
 
-use super::reconcile;
-use crate::job::{Change, JobId, JobStatus, Rejection};
+use super::{reconcile, requeue::recover_job};
 use crate::state::AppState;
-use crate::store::{JobStore, StoreError, WorkQueue};
-use tracing::{info, warn};
+use crate::store::WorkQueue;
+use tracing::warn;
 
 /// The most expired leases handled per sweep; the rest wait for the next one.
 pub const SWEEP_BATCH: usize = 100;
@@ -56,36 +55,4 @@ async fn sweep(state: &AppState) {
             warn!(%job_id, %error, "recovering a job with an expired lease failed");
         }
     }
-}
-
-/// Requeues (or fails) one job whose attempt ended for `reason`, then drops its lease.
-pub(super) async fn recover_job(
-    state: &AppState,
-    job_id: JobId,
-    reason: &str,
-) -> Result<(), StoreError> {
-    let change = Change::Requeue {
-        reason: reason.into(),
-        max_attempts: state.config.max_attempts,
-        fence: None,
-    };
-    let requeue = match state.store.apply(job_id, change).await {
-        Ok(job) if job.status == JobStatus::Pending => {
-            info!(%job_id, attempt = job.attempt, reason, "job requeued");
-            true
-        }
-        Ok(job) => {
-            warn!(%job_id, attempt = job.attempt, "job failed: interrupted too many times");
-            false
-        }
-        // Already pending: it may have been lost from the queue between requeue and push.
-        Err(StoreError::Rejected(Rejection::NotStarted)) => true,
-        Err(StoreError::NotFound | StoreError::Rejected(_)) => false,
-        Err(error) => return Err(error),
-    };
-    if requeue {
-        state.store.enqueue(job_id).await?;
-        state.work_queued.notify_one();
-    }
-    state.store.release(job_id).await
 }
