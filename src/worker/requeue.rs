@@ -24,7 +24,8 @@ pub async fn recover_job(state: &AppState, job_id: JobId, reason: &str) -> Resul
         }
         // Already pending: it may have been lost from the queue between requeue and push.
         Err(StoreError::Rejected(Rejection::NotStarted)) => true,
-        Err(StoreError::NotFound | StoreError::Rejected(_)) => false,
+        // Corrupt: logged by the store; nothing can run it, so its lease is dropped too.
+        Err(StoreError::NotFound | StoreError::Rejected(_) | StoreError::Corrupt(_)) => false,
         Err(error) => return Err(error),
     };
     if requeue {

@@ -52,6 +52,15 @@ async fn queued(redis: &TestRedis) -> Vec<String> {
 async fn a_pending_job_that_never_reached_the_queue_is_requeued_and_finishes() {
     let redis = TestRedis::start().await;
     let app = spawn_app_with(reconciling_config(&redis, 1)).await;
+    // A corrupt record indexed first (oldest) does not stop the pass.
+    let corrupt = uuid::Uuid::new_v4().to_string();
+    let key = format!("job:{corrupt}");
+    let _: () = redis
+        .command(&["SET", &key, "{\"status\":", "EX", "600"])
+        .await;
+    let _: () = redis
+        .command(&["ZADD", "{jobcast}:index", "1", &corrupt])
+        .await;
 
     let id = plant(&redis, JobStatus::Pending, TimeDelta::minutes(1)).await;
 

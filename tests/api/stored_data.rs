@@ -98,6 +98,12 @@ async fn corrupt_records_in_redis_are_skipped_in_the_listing_and_answered_with_a
         let detail = detail_of(response, StatusCode::INTERNAL_SERVER_ERROR).await;
         assert!(detail.contains("damaged"), "{id}: {detail}");
     }
+    for id in [&not_json, &wrong_shape] {
+        let progress = serde_json::json!({"progress": 50});
+        let response = app.report(id, "progress", &progress).await;
+        let detail = detail_of(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert!(detail.contains("damaged"), "{id}: {detail}");
+    }
     assert_eq!(app.job(&good).await["status"], "pending");
 }
 

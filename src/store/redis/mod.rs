@@ -148,6 +148,11 @@ pub fn decode(id: JobId, json: &str) -> Result<Job, StoreError> {
     })
 }
 
+/// Whether the transition script refused a document that is not a job (see transition.lua).
+fn is_corrupt_document(error: &::redis::RedisError) -> bool {
+    error.to_string().contains("corrupt job document")
+}
+
 /// Turns the transition script's reply into the new job or the reason it was refused.
 fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
     let number = |i: usize| {
@@ -201,7 +206,14 @@ impl JobStore for RedisStore {
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        parse_transition_reply(self.run_transition(id, change).await?)
+        match self.run_transition(id, change).await {
+            Ok(reply) => parse_transition_reply(reply),
+            Err(StoreError::Redis(error)) if is_corrupt_document(&error) => {
+                tracing::warn!(job_id = %id, %error, "stored job is corrupt; not changing it");
+                Err(StoreError::Corrupt(serde::de::Error::custom(error)))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {
