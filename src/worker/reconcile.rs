@@ -17,7 +17,10 @@
 //! Races: a job is touched only when it has not changed for `RECONCILE_GRACE_MS` before the pass
 //! began — a processing job for at least a lease too, the time in which a live worker's heartbeat
 //! puts a lost lease back — and when it was neither queued nor leased, the queue read first (a
-//! job being claimed moves from the queue to the leases, so it is seen in one of them).
+//! job being claimed moves from the queue to the leases, so it is seen in one of them). A worker
+//! whose lease entry vanished while it sits in one step longer than a lease would be requeued
+//! before its heartbeat restores the entry; fencing then refuses its late writes and the next
+//! attempt resumes from its progress.
 
 use super::requeue;
 use crate::config::Config;
@@ -65,7 +68,8 @@ pub async fn reconcile(state: &AppState) -> Result<Reconciled, StoreError> {
     let mut done = Reconciled::default();
     let mut position = Some(0);
     while let Some(start) = position {
-        if state.shutdown.is_cancelled() {
+        // Degraded mid-pass: the snapshot is Redis's, the index now the memory store's; stop.
+        if state.shutdown.is_cancelled() || state.store.is_degraded() {
             break;
         }
         let page = state.store.index_heads(start, RECONCILE_BATCH).await?;
