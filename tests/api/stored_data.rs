@@ -98,6 +98,18 @@ async fn corrupt_records_in_redis_are_skipped_in_the_listing_and_answered_with_a
         let detail = detail_of(response, StatusCode::INTERNAL_SERVER_ERROR).await;
         assert!(detail.contains("damaged"), "{id}: {detail}");
     }
+    let fresh = reqwest::Client::new(); // a fresh connection: the direct stream path
+    let events = app.url(&format!("/api/v4/job/{not_json}/events"));
+    let response = fresh.get(events).send().await.unwrap();
+    let detail = detail_of(response, StatusCode::INTERNAL_SERVER_ERROR).await;
+    assert!(detail.contains("damaged"), "events: {detail}");
+    let socket = format!("ws://{}/api/v4/job/{not_json}/ws", app.addr);
+    match tokio_tungstenite::connect_async(socket).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 500)
+        }
+        other => panic!("expected an HTTP 500 before the upgrade, got {other:?}"),
+    }
     for id in [&not_json, &wrong_shape] {
         let progress = serde_json::json!({"progress": 50});
         let response = app.report(id, "progress", &progress).await;
