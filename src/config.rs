@@ -134,6 +134,22 @@ pub struct Config {
     #[arg(long, env = "STREAM_BURST", value_name = "STREAM_BURST", default_value_t = 60,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_burst: u32,
+    /// Most deep-research jobs the queue may hold: creating one more answers 503 with
+    /// Retry-After (the check and the push are two steps, so concurrent creates may overshoot
+    /// it by as many as run at once).
+    #[arg(long, env = "MAX_QUEUED_JOBS", value_name = "MAX_QUEUED_JOBS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_queued_jobs: u64,
+    /// Every how many sweeps (and at boot) one instance walks the job index and requeues jobs
+    /// that are on no queue and hold no lease.
+    #[arg(long, env = "RECONCILE_EVERY_SWEEPS", value_name = "RECONCILE_EVERY_SWEEPS",
+        default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub reconcile_every_sweeps: u32,
+    /// How long a job must have been unchanged before reconciliation touches it, in
+    /// milliseconds: a job created a moment ago may be between its creation and its enqueue.
+    #[arg(long, env = "RECONCILE_GRACE_MS", value_name = "RECONCILE_GRACE_MS",
+        default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
+    pub reconcile_grace_ms: u64,
 }
 
 impl Config {
@@ -165,6 +181,10 @@ impl Config {
     pub fn stalled_client_timeout(&self) -> Option<Duration> {
         let timeout = Duration::from_millis(self.stalled_client_timeout_ms);
         (!timeout.is_zero()).then_some(timeout)
+    }
+
+    pub fn reconcile_grace(&self) -> Duration {
+        Duration::from_millis(self.reconcile_grace_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

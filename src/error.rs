@@ -9,6 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// What `Retry-After` tells a client refused because the work queue is full, in seconds.
+pub const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
 /// Everything a handler can fail with. 4xx details are shown to the client; 5xx causes are logged
 /// and the client gets a generic message.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,15 @@ pub enum ApiError {
         what: &'static str,
         retry_after_secs: u64,
     },
+    /// A stored record that cannot be read back (written by hand, by an older version, or damaged).
+    #[error("This job's stored record is damaged and cannot be served")]
+    CorruptJob(#[source] StoreError),
+    /// `MAX_QUEUED_JOBS` jobs already wait; answered with `Retry-After`.
+    #[error("The work queue is full ({cap} jobs waiting); try again later")]
+    QueueFull { cap: u64 },
+    /// A bug (a handler panicked); logged where it happened.
+    #[error("Internal server error")]
+    Internal,
 }
 
 /// What `Retry-After` tells a client of a `503`, in seconds: about how long an outage takes to
@@ -76,10 +88,12 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Unavailable(_)
+            | Self::StoreUnreachable
+            | Self::MemoryFull
+            | Self::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::CorruptJob(_) | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -91,6 +105,7 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(rejection) => rejection.into(),
             StoreError::Unreachable => Self::StoreUnreachable,
             StoreError::Full => Self::MemoryFull,
+            corrupt @ StoreError::Corrupt(_) => Self::CorruptJob(corrupt),
             other => Self::Unavailable(other),
         }
     }
@@ -143,6 +158,10 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
                 let retry = RETRY_AFTER_UNAVAILABLE_SECS.to_string();
+                (status, [(header::RETRY_AFTER, retry)], body).into_response()
+            }
+            Self::QueueFull { .. } => {
+                let retry = QUEUE_FULL_RETRY_AFTER_SECS.to_string();
                 (status, [(header::RETRY_AFTER, retry)], body).into_response()
             }
             Self::RateLimited {

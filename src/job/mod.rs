@@ -2,6 +2,7 @@
 
 mod change;
 mod merge;
+pub mod payload;
 mod timestamp;
 
 pub use change::{Change, Outcome, Rejection};

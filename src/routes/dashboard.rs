@@ -76,7 +76,7 @@ async fn list_jobs(
 ) -> Result<Json<Value>, ApiError> {
     let query = list_query(params)?;
     let page = state.store.list(&query).await?;
-    let jobs: Vec<Value> = page.jobs.iter().map(summary).collect();
+    let jobs: Vec<Value> = page.jobs.iter().filter_map(summary).collect();
     Ok(Json(json!({
         "jobs": jobs,
         "next_cursor": page.next.map(|cursor| cursor.to_string()),
@@ -112,13 +112,20 @@ fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
     })
 }
 
-/// A job without its result, for lists.
-fn summary(job: &crate::job::Job) -> Value {
-    let mut value = serde_json::to_value(job).expect("a job serialises");
+/// A job without its result, for lists; `None` (logged) for a job no `Value` can hold. Stores
+/// refuse such records already; this keeps one that slips through from failing the whole list.
+fn summary(job: &crate::job::Job) -> Option<Value> {
+    let mut value = match serde_json::to_value(job) {
+        Ok(value) => value,
+        Err(error) => {
+            tracing::warn!(job_id = %job.job_id, %error, "skipping a job that cannot be listed");
+            return None;
+        }
+    };
     if let Some(fields) = value.as_object_mut() {
         fields.remove("result");
     }
-    value
+    Some(value)
 }
 
 /// `GET /api/v4/jobs/events`: every job's changes as SSE (`created`, `progress`, `completed`,

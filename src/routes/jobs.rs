@@ -6,7 +6,7 @@ use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::hub::JobEvent;
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp, payload};
 use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
@@ -71,6 +71,7 @@ async fn create_job(
     let input = request
         .input
         .unwrap_or_else(|| raw_json(&serde_json::json!({})));
+    validate_payload("input", &input)?;
     let input = if request.kind == DEEP_RESEARCH_KIND {
         let body: Value = serde_json::from_str(input.get())
             .map_err(|_| ApiError::invalid("input is not JSON"))?;
@@ -209,6 +210,7 @@ async fn complete_job(
     JobIdPath(job_id): JobIdPath,
     ApiJson(completion): ApiJson<Completion>,
 ) -> Result<Response, ApiError> {
+    validate_payload("result", &completion.result)?;
     let step = validate_step(completion.current_step)?.unwrap_or_else(|| "Complete".into());
     let change = Change::Complete {
         result: completion.result,
@@ -249,6 +251,9 @@ async fn create_and_queue(
     kind: &str,
     input: Box<RawValue>,
 ) -> Result<Job, ApiError> {
+    if kind == DEEP_RESEARCH_KIND {
+        refuse_when_queue_full(state).await?;
+    }
     let job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
     state.store.create(&job).await?;
     if kind == DEEP_RESEARCH_KIND {
@@ -257,6 +262,17 @@ async fn create_and_queue(
     }
     tracing::info!(job_id = %job.job_id, kind, "job created");
     Ok(job)
+}
+
+/// 503 when `MAX_QUEUED_JOBS` jobs already wait, before anything is stored. The length is read,
+/// then the job pushed: concurrent creates may overshoot the cap by as many as run at once.
+async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
+    let queued = state.store.queued_len().await?;
+    let cap = state.config.max_queued_jobs;
+    if u64::try_from(queued).unwrap_or(u64::MAX) >= cap {
+        return Err(ApiError::QueueFull { cap });
+    }
+    Ok(())
 }
 
 fn validate_kind(kind: &str) -> Result<(), ApiError> {
@@ -268,6 +284,17 @@ fn validate_kind(kind: &str) -> Result<(), ApiError> {
     valid.then_some(()).ok_or_else(|| {
         ApiError::invalid(format!(
             "kind must be 1 to {MAX_KIND_CHARS} characters of letters, digits, '-', '_' or '.'"
+        ))
+    })
+}
+
+/// Refuses a payload that is JSON to the letter but not to every reader (see [`payload::check`]),
+/// so it is never stored.
+fn validate_payload(field: &str, raw: &RawValue) -> Result<(), ApiError> {
+    payload::check(raw).map_err(|error| {
+        ApiError::invalid(format!(
+            "{field} is not JSON every client can read ({error}): strings must be valid \
+             Unicode (no lone surrogate) and numbers must fit a 64-bit float"
         ))
     })
 }

@@ -13,21 +13,44 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use std::any::Any;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 /// The whole application's routes over `state`.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(jobs::routes())
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())
         .merge(page::routes())
         .merge(sse::routes())
-        .merge(ws::routes())
+        .merge(ws::routes());
+    with_layers(routes, state)
+}
+
+/// `routes` behind the application's fallbacks and layers: what [`router`] serves, and what a
+/// test wraps around routes of its own to drive the layers (a handler that panics, say).
+pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A handler that panicked answers 500 with `{"detail"}` (and the panic is logged), rather than
+/// dropping the connection.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    tracing::error!(panic = message, "a handler panicked");
+    ApiError::Internal.into_response()
 }

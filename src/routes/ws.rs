@@ -55,11 +55,24 @@ fn text_message(frame: &Frame) -> Message {
     Message::Text(text)
 }
 
-/// Whether a read failed because the peer's message was over [`WS_MAX_MESSAGE_BYTES`].
-fn is_too_big(error: &axum::Error) -> bool {
+/// The close frame for a read that failed because of the peer, as the direct path sends it:
+/// 1009 for a message over [`WS_MAX_MESSAGE_BYTES`], 1002 for a protocol error (reserved bits,
+/// an unmasked frame, an unknown opcode, a fragmented control frame), 1008 for text that is not
+/// UTF-8 (this stream accepts no text at all). `None` when the peer simply went away.
+fn farewell_for(error: &axum::Error) -> Option<Message> {
+    use tungstenite::error::{Error as WsError, ProtocolError};
     let error: &(dyn std::error::Error + 'static) = error;
-    std::iter::successors(Some(error), |error| error.source())
-        .any(|error| matches!(error.downcast_ref(), Some(tungstenite::Error::Capacity(_))))
+    let cause = std::iter::successors(Some(error), |error| error.source())
+        .find_map(|error| error.downcast_ref::<WsError>())?;
+    match cause {
+        WsError::Capacity(_) => Some(close(close_code::SIZE, "message too big")),
+        WsError::Utf8(_) => Some(close(close_code::POLICY, "this stream accepts no messages")),
+        WsError::Protocol(
+            ProtocolError::ResetWithoutClosingHandshake | ProtocolError::SendAfterClosing,
+        ) => None,
+        WsError::Protocol(_) => Some(close(close_code::PROTOCOL, "protocol error")),
+        _ => None,
+    }
 }
 
 fn close(code: u16, reason: &'static str) -> Message {
@@ -123,8 +136,8 @@ async fn stream_frames(
                 Some(Ok(Message::Ping(_))) => {} // answered by the protocol layer
                 Some(Ok(Message::Text(_))) => return Some(close(close_code::POLICY, "this stream accepts no messages")),
                 Some(Ok(Message::Binary(_))) => return Some(close(close_code::UNSUPPORTED, "binary frames are not supported")),
-                Some(Err(error)) if is_too_big(&error) => return Some(close(close_code::SIZE, "message too big")),
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+                Some(Err(error)) => return farewell_for(&error),
+                Some(Ok(Message::Close(_))) | None => return None,
             },
             _ = ping.tick() => {
                 if awaiting_pong {

@@ -1,6 +1,7 @@
 //! Listing jobs newest first, a page at a time, from an index sorted by creation time.
 
-use crate::job::{Job, JobId, JobStatus};
+use crate::job::{Job, JobId, JobStatus, Timestamp};
+use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
 
@@ -59,6 +60,35 @@ pub struct JobPage {
     pub jobs: Vec<Job>,
     /// Where the next page starts; `None` when the index has no more entries.
     pub next: Option<Cursor>,
+}
+
+/// The scalar fields of a stored job that say whether it may be stuck; reading only these keeps a
+/// walk of the whole index from reading every job's payloads.
+#[derive(Clone, Debug, Deserialize)]
+pub struct JobHead {
+    pub job_id: JobId,
+    pub kind: String,
+    pub status: JobStatus,
+    pub updated_at: Timestamp,
+}
+
+impl From<&Job> for JobHead {
+    fn from(job: &Job) -> Self {
+        Self {
+            job_id: job.job_id,
+            kind: job.kind.clone(),
+            status: job.status,
+            updated_at: job.updated_at,
+        }
+    }
+}
+
+/// A batch of the index walked oldest first, by position.
+#[derive(Debug, Default)]
+pub struct HeadPage {
+    pub heads: Vec<JobHead>,
+    /// The position of the next batch; `None` once the index is exhausted.
+    pub next: Option<usize>,
 }
 
 /// Collects a page from index entries read newest first, `batch` at a time, by `read_batch`,

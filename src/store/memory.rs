@@ -8,11 +8,11 @@
 //! or changed here during an outage, not yet written back — is never dropped; once that alone
 //! fills the bound, new jobs are refused (`503`) until Redis is back.
 
-use super::listing::{Cursor, JobPage, ListQuery, collect_page};
+use super::listing::{Cursor, HeadPage, JobHead, JobPage, ListQuery, collect_page};
 use super::{JobStore, StoreError, WorkQueue};
 use crate::hub::Hub;
 use crate::job::{Change, Job, JobId, Outcome, Timestamp};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -321,6 +321,37 @@ impl WorkQueue for MemoryStore {
         queue.retain(|id| jobs.contains_key(id));
         leases.retain(|id, _| jobs.contains_key(id));
         Ok(before - state.queue.len() - state.leases.len())
+    }
+
+    async fn queued_len(&self) -> Result<usize, StoreError> {
+        Ok(self.lock().queue.len())
+    }
+
+    async fn work_in_hand(&self) -> Result<HashSet<JobId>, StoreError> {
+        let state = self.lock();
+        let leased = state.leases.keys();
+        Ok(state.queue.iter().chain(leased).copied().collect())
+    }
+
+    async fn index_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
+        let state = self.lock();
+        let entries: Vec<Cursor> = state
+            .index
+            .iter()
+            .skip(start)
+            .take(count)
+            .copied()
+            .collect();
+        let next = (entries.len() == count).then_some(start + count);
+        let heads = entries
+            .iter()
+            .filter_map(|cursor| state.live_job(cursor.job_id).map(JobHead::from))
+            .collect();
+        Ok(HeadPage { heads, next })
+    }
+
+    async fn try_reconcile_lock(&self, _hold: Duration) -> Result<bool, StoreError> {
+        Ok(true) // one process: nobody to share the pass with
     }
 }
 

@@ -11,8 +11,9 @@ pub use self::memory::MemoryStore;
 pub use self::redis::{INDEX_KEY, LEASES_KEY, QUEUE_KEY, RedisHealth, RedisStore};
 
 use crate::job::{Change, Job, JobId, Rejection};
-use listing::{JobPage, ListQuery};
+use listing::{HeadPage, JobPage, ListQuery};
 use serde::Serialize;
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
@@ -103,4 +104,21 @@ pub trait WorkQueue {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Removes queue and lease entries whose job no longer exists; how many.
     fn purge_orphans(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// How many jobs wait on the queue.
+    fn queued_len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    /// Every job on the queue or holding a lease: the queue is read first, so a job claimed
+    /// between the two reads (moved from the queue to the leases) is in one of them.
+    fn work_in_hand(&self) -> impl Future<Output = Result<HashSet<JobId>, StoreError>> + Send;
+    /// The heads of the indexed jobs from position `start` (oldest first), `count` index entries
+    /// at most; expired and corrupt records are left out (corrupt ones logged).
+    fn index_heads(
+        &self,
+        start: usize,
+        count: usize,
+    ) -> impl Future<Output = Result<HeadPage, StoreError>> + Send;
+    /// Whether this instance may reconcile for the next `hold` (one reconciler acts per period).
+    fn try_reconcile_lock(
+        &self,
+        hold: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }

@@ -2,6 +2,8 @@
 //! holding a lease on each; and the sweeper that requeues jobs whose lease ran out.
 
 mod deep_research;
+pub mod reconcile;
+mod requeue;
 mod running;
 mod sweeper;
 

@@ -3,11 +3,14 @@
 //! A job whose lease ran out was left by a worker that died or hung. It goes back to the queue
 //! (its progress kept, so the next attempt resumes it), or, after `MAX_ATTEMPTS`, ends `failed`
 //! saying it was interrupted. Either way its watchers are told, as for any change.
+//!
+//! At boot and every `RECONCILE_EVERY_SWEEPS` sweeps it also runs a reconciliation pass (see
+//! [`super::reconcile`]) for the jobs that hold no lease at all.
 
-use crate::job::{Change, JobId, JobStatus, Rejection};
+use super::{reconcile, requeue::recover_job};
 use crate::state::AppState;
-use crate::store::{JobStore, StoreError, WorkQueue};
-use tracing::{info, warn};
+use crate::store::WorkQueue;
+use tracing::warn;
 
 /// The most expired leases handled per sweep; the rest wait for the next one.
 pub const SWEEP_BATCH: usize = 100;
@@ -17,7 +20,9 @@ pub fn spawn_sweeper(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
         let interval = state.config.sweep_interval();
+        let every = state.config.reconcile_every_sweeps;
         let mut ticks = tokio::time::interval(interval);
+        let mut sweeps: u32 = 0;
         loop {
             tokio::select! {
                 _ = state.shutdown.cancelled() => return,
@@ -31,6 +36,10 @@ pub fn spawn_sweeper(state: &AppState) {
                 Ok(false) => {}
                 Err(error) => warn!(%error, "sweeper could not take its lock"),
             }
+            if sweeps.is_multiple_of(every) {
+                reconcile::reconcile_if_due(&state, interval * every).await;
+            }
+            sweeps = sweeps.wrapping_add(1) % every;
         }
     });
 }
@@ -41,36 +50,9 @@ async fn sweep(state: &AppState) {
         Err(error) => return warn!(%error, "listing expired leases failed"),
     };
     for job_id in expired {
-        if let Err(error) = recover_job(state, job_id).await {
+        let reason = "its worker stopped renewing its lease";
+        if let Err(error) = recover_job(state, job_id, reason).await {
             warn!(%job_id, %error, "recovering a job with an expired lease failed");
         }
     }
-}
-
-/// Requeues (or fails) one job whose lease ran out, then drops the lease.
-async fn recover_job(state: &AppState, job_id: JobId) -> Result<(), StoreError> {
-    let change = Change::Requeue {
-        reason: "its worker stopped renewing its lease".into(),
-        max_attempts: state.config.max_attempts,
-        fence: None,
-    };
-    let requeue = match state.store.apply(job_id, change).await {
-        Ok(job) if job.status == JobStatus::Pending => {
-            info!(%job_id, attempt = job.attempt, "job requeued after its lease expired");
-            true
-        }
-        Ok(job) => {
-            warn!(%job_id, attempt = job.attempt, "job failed: interrupted too many times");
-            false
-        }
-        // Already pending: it may have been lost from the queue between requeue and push.
-        Err(StoreError::Rejected(Rejection::NotStarted)) => true,
-        Err(StoreError::NotFound | StoreError::Rejected(_)) => false,
-        Err(error) => return Err(error),
-    };
-    if requeue {
-        state.store.enqueue(job_id).await?;
-        state.work_queued.notify_one();
-    }
-    state.store.release(job_id).await
 }

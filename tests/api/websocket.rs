@@ -145,6 +145,38 @@ async fn frames_a_client_should_not_send_get_a_close_code_and_other_clients_are_
     }
 }
 
+#[tokio::test]
+async fn frames_that_break_the_protocol_get_a_1002_close_on_both_paths() {
+    use tokio::io::AsyncWriteExt;
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    let mask = [0u8; 4];
+    let broken: [(&str, Vec<u8>); 4] = [
+        ("reserved bits set", [&[0xC1, 0x80][..], &mask].concat()),
+        ("an unmasked frame", vec![0x81, 0x00]),
+        ("an unknown opcode", [&[0x83, 0x80][..], &mask].concat()),
+        ("a fragmented ping", [&[0x09, 0x80][..], &mask].concat()),
+    ];
+    for reused in [false, true] {
+        for (what, frame) in &broken {
+            let mut socket = connect_on(&app, &id, reused).await;
+            assert_eq!(next(&mut socket).await.unwrap()["event"], "snapshot");
+            let tokio_tungstenite::MaybeTlsStream::Plain(stream) = socket.get_mut() else {
+                unreachable!("a plain TCP stream");
+            };
+            stream.write_all(frame).await.unwrap();
+
+            let closed = next(&mut socket).await;
+            assert_eq!(
+                closed,
+                Err(Some(CloseCode::Protocol)),
+                "{what}, reused: {reused}"
+            );
+        }
+    }
+}
+
 /// A socket whose upgrade is its connection's first request (served straight from the socket),
 /// or that follows another request on the connection (`reused`: axum serves it, and hyper adds
 /// a Date header to the handshake, which tells the two apart).

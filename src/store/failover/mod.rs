@@ -11,7 +11,7 @@
 mod resync;
 mod sessions;
 
-use super::listing::{JobPage, ListQuery};
+use super::listing::{HeadPage, JobPage, ListQuery};
 use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
 use crate::job::{Change, Job, JobId};
@@ -320,6 +320,38 @@ impl WorkQueue for Store {
         self.route(
             async |redis| redis.purge_orphans().await,
             async |memory| memory.purge_orphans().await,
+        )
+        .await
+    }
+
+    async fn queued_len(&self) -> Result<usize, StoreError> {
+        self.route(
+            async |redis| redis.queued_len().await,
+            async |memory| memory.queued_len().await,
+        )
+        .await
+    }
+
+    async fn work_in_hand(&self) -> Result<HashSet<JobId>, StoreError> {
+        self.route(
+            async |redis| redis.work_in_hand().await,
+            async |memory| memory.work_in_hand().await,
+        )
+        .await
+    }
+
+    async fn index_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
+        self.route(
+            async |redis| redis.index_heads(start, count).await,
+            async |memory| memory.index_heads(start, count).await,
+        )
+        .await
+    }
+
+    async fn try_reconcile_lock(&self, hold: Duration) -> Result<bool, StoreError> {
+        self.route(
+            async |redis| redis.try_reconcile_lock(hold).await,
+            async |memory| memory.try_reconcile_lock(hold).await,
         )
         .await
     }

@@ -1,15 +1,19 @@
 //! The Redis job index: a sorted set of job ids scored by creation time, pruned as keys expire.
 
-use super::RedisStore;
+use super::{RedisStore, decode};
 use crate::job::{Job, JobId};
+use crate::store::JobStore;
 use crate::store::StoreError;
-use crate::store::listing::{Cursor, JobPage, ListQuery, collect_page};
+use crate::store::listing::{Cursor, HeadPage, JobHead, JobPage, ListQuery, collect_page};
 use redis::AsyncCommands;
 
 /// Job ids scored by creation time in milliseconds, under the queue's hash tag.
 pub const INDEX_KEY: &str = "{jobcast}:index";
 /// How many of the oldest index entries one prune looks at.
 pub const PRUNE_BATCH: isize = 500;
+/// How much of a stored job is read for its head: the fields it needs come first (see `Job`), so
+/// this is enough unless `current_step` is unusually long, when the whole record is read.
+pub const HEAD_BYTES: isize = 512;
 /// Extra entries read past a cursor, to step over jobs created in the same millisecond.
 const SAME_MILLISECOND_MARGIN: usize = 32;
 
@@ -58,24 +62,33 @@ impl RedisStore {
             .filter(|cursor| after.is_none_or(|after| *cursor < after))
             .take(count)
             .collect();
-        let jobs = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
+        let documents = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
         let expired: Vec<String> = cursors
             .iter()
-            .zip(&jobs)
-            .filter(|(_, job)| job.is_none())
+            .zip(&documents)
+            .filter(|(_, json)| json.is_none())
             .map(|(c, _)| c.job_id.to_string())
             .collect();
         if !expired.is_empty() {
             let _: () = self.connection().zrem(INDEX_KEY, expired).await?;
         }
-        Ok(cursors.into_iter().zip(jobs).collect())
+        // A corrupt record is skipped (and logged by `decode`), its index entry kept: it expires
+        // with its key like any other.
+        Ok(cursors
+            .into_iter()
+            .zip(documents)
+            .map(|(cursor, json)| {
+                let job = json.and_then(|json| decode(cursor.job_id, &json).ok());
+                (cursor, job)
+            })
+            .collect())
     }
 
-    /// The jobs with these ids, `None` where one has expired; one round trip.
+    /// The stored documents with these ids, `None` where one has expired; one round trip.
     async fn get_many(
         &self,
         ids: impl Iterator<Item = JobId>,
-    ) -> Result<Vec<Option<Job>>, StoreError> {
+    ) -> Result<Vec<Option<String>>, StoreError> {
         let mut pipeline = redis::pipe();
         let mut any = false;
         for id in ids {
@@ -85,11 +98,7 @@ impl RedisStore {
         if !any {
             return Ok(Vec::new());
         }
-        let documents: Vec<Option<String>> = pipeline.query_async(&mut self.connection()).await?;
-        documents
-            .into_iter()
-            .map(|json| Ok(json.map(|json| serde_json::from_str(&json)).transpose()?))
-            .collect()
+        Ok(pipeline.query_async(&mut self.connection()).await?)
     }
 
     /// Drops index entries of expired jobs, looking at the oldest [`PRUNE_BATCH`]; how many.
@@ -116,5 +125,97 @@ impl RedisStore {
             return Ok(0);
         }
         Ok(self.connection().zrem(INDEX_KEY, gone).await?)
+    }
+
+    /// The heads of up to `count` index entries from position `start`, oldest first. Positions
+    /// shift as the oldest entries are pruned, so a walk may step over a few entries; the next
+    /// walk sees them.
+    pub async fn read_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
+        let stop = isize::try_from(start + count).unwrap_or(isize::MAX) - 1;
+        let start_rank = isize::try_from(start).unwrap_or(isize::MAX);
+        let entries: Vec<String> = self
+            .connection()
+            .zrange(INDEX_KEY, start_rank, stop)
+            .await?;
+        let next = (entries.len() == count).then_some(start + count);
+        let ids: Vec<JobId> = entries.iter().filter_map(|id| id.parse().ok()).collect();
+        if ids.is_empty() {
+            return Ok(HeadPage {
+                heads: vec![],
+                next,
+            });
+        }
+        let mut pipeline = redis::pipe();
+        for id in &ids {
+            pipeline.getrange(id.key(), 0, HEAD_BYTES - 1);
+        }
+        let prefixes: Vec<Vec<u8>> = pipeline.query_async(&mut self.connection()).await?;
+        let mut heads = Vec::with_capacity(ids.len());
+        for (id, prefix) in ids.into_iter().zip(prefixes) {
+            if !prefix.is_empty()
+                && let Some(head) = self.head_of(id, &prefix).await?
+            {
+                heads.push(head);
+            }
+        }
+        Ok(HeadPage { heads, next })
+    }
+
+    /// The head in `prefix`, or, when it is not all there (or not a job), from the whole record.
+    async fn head_of(&self, id: JobId, prefix: &[u8]) -> Result<Option<JobHead>, StoreError> {
+        if let Some(head) = parse_head(prefix) {
+            return Ok(Some(head));
+        }
+        match self.get(id).await {
+            Ok(job) => Ok(job.as_ref().map(JobHead::from)),
+            Err(StoreError::Corrupt(_)) => Ok(None), // logged by `decode`
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// The fields before `,"completed_at":` (which follows `updated_at`; a string value cannot hold
+/// it unescaped), read as the transition script reads the scalars before `,"input":`.
+fn parse_head(prefix: &[u8]) -> Option<JobHead> {
+    const END: &[u8] = b",\"completed_at\":";
+    let cut = prefix.windows(END.len()).position(|w| w == END)?;
+    let mut scalars = prefix[..cut].to_vec();
+    scalars.push(b'}');
+    serde_json::from_slice(&scalars).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobStatus, Timestamp};
+    use serde_json::value::RawValue;
+
+    fn job(step: &str) -> Job {
+        let input = RawValue::from_string(r#"{"input":"a \"tricky\" one"}"#.to_owned()).unwrap();
+        let mut job = Job::new("deep-research", input, Timestamp::now(), 60);
+        job.status = JobStatus::Processing;
+        job.current_step = step.to_owned();
+        job
+    }
+
+    #[test]
+    fn a_head_is_read_from_the_start_of_a_stored_job() {
+        let job = job(r#"Step ,"completed_at": quoted"#);
+        let json = job.to_json();
+        let prefix = &json.as_bytes()[..json.len().min(HEAD_BYTES as usize)];
+
+        let head = parse_head(prefix).expect("a head");
+
+        assert_eq!(
+            (head.job_id, head.status),
+            (job.job_id, JobStatus::Processing)
+        );
+        assert_eq!(head.updated_at.to_string(), job.updated_at.to_string());
+    }
+
+    #[test]
+    fn a_head_longer_than_the_prefix_is_not_guessed() {
+        let json = job(&"x".repeat(HEAD_BYTES as usize)).to_json();
+        assert!(parse_head(&json.as_bytes()[..HEAD_BYTES as usize]).is_none());
     }
 }

@@ -11,7 +11,7 @@ pub use recovery::Restored;
 
 use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
-use crate::job::{Change, Job, JobId, Rejection, Timestamp};
+use crate::job::{Change, Job, JobId, Rejection, Timestamp, payload};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Script};
 use std::sync::{Arc, RwLock};
@@ -182,6 +182,26 @@ impl RedisStore {
     }
 }
 
+/// Reads a stored job as outside data: a document that is not a job, or whose payloads no client
+/// could read (a lone surrogate, a number beyond `f64`, written by hand or by an older version),
+/// is refused with a warning naming the job, never passed on to a handler.
+pub fn decode(id: JobId, json: &str) -> Result<Job, StoreError> {
+    let checked = serde_json::from_str::<Job>(json).and_then(|job| {
+        payload::check(&job.input)?;
+        job.result.as_deref().map(payload::check).transpose()?;
+        Ok(job)
+    });
+    checked.map_err(|error| {
+        tracing::warn!(job_id = %id, %error, "stored job is corrupt; not serving it");
+        StoreError::Corrupt(error)
+    })
+}
+
+/// Whether the transition script refused a document that is not a job (see transition.lua).
+fn is_corrupt_document(error: &::redis::RedisError) -> bool {
+    error.to_string().contains("corrupt job document")
+}
+
 /// Turns the transition script's reply into the new job or the reason it was refused.
 fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
     let number = |i: usize| {
@@ -231,11 +251,18 @@ impl JobStore for RedisStore {
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
         let mut connection = self.connection();
         let json: Option<String> = connection.get(id.key()).await?;
-        Ok(json.map(|json| serde_json::from_str(&json)).transpose()?)
+        json.map(|json| decode(id, &json)).transpose()
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        parse_transition_reply(self.run_transition(id, change).await?)
+        match self.run_transition(id, change).await {
+            Ok(reply) => parse_transition_reply(reply),
+            Err(StoreError::Redis(error)) if is_corrupt_document(&error) => {
+                tracing::warn!(job_id = %id, %error, "stored job is corrupt; not changing it");
+                Err(StoreError::Corrupt(serde::de::Error::custom(error)))
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn purge_expired(&self) -> Result<usize, StoreError> {

@@ -2,9 +2,10 @@
 
 use super::RedisStore;
 use crate::job::JobId;
+use crate::store::listing::HeadPage;
 use crate::store::{StoreError, WorkQueue};
 use redis::AsyncCommands;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 /// The work queue (a list, oldest at the right).
@@ -13,6 +14,8 @@ pub const QUEUE_KEY: &str = "{jobcast}:queue";
 pub const LEASES_KEY: &str = "{jobcast}:leases";
 /// Held by the instance that sweeps expired leases this interval.
 pub const SWEEP_LOCK_KEY: &str = "{jobcast}:sweeper";
+/// Held by the instance that reconciles the index with the queue and leases this period.
+pub const RECONCILE_LOCK_KEY: &str = "{jobcast}:reconciler";
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
@@ -66,15 +69,27 @@ impl WorkQueue for RedisStore {
     }
 
     async fn try_sweep_lock(&self, hold: Duration) -> Result<bool, StoreError> {
-        let acquired: Option<String> = redis::cmd("SET")
-            .arg(SWEEP_LOCK_KEY)
-            .arg(std::process::id())
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(hold))
-            .query_async(&mut self.connection())
-            .await?;
-        Ok(acquired.is_some())
+        self.try_lock(SWEEP_LOCK_KEY, hold).await
+    }
+
+    async fn queued_len(&self) -> Result<usize, StoreError> {
+        Ok(self.connection().llen(QUEUE_KEY).await?)
+    }
+
+    async fn work_in_hand(&self) -> Result<HashSet<JobId>, StoreError> {
+        let mut connection = self.connection();
+        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
+        let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
+        let ids = queued.iter().chain(&leased);
+        Ok(ids.filter_map(|id| id.parse().ok()).collect())
+    }
+
+    async fn index_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
+        self.read_heads(start, count).await
+    }
+
+    async fn try_reconcile_lock(&self, hold: Duration) -> Result<bool, StoreError> {
+        self.try_lock(RECONCILE_LOCK_KEY, hold).await
     }
 
     async fn purge_orphans(&self) -> Result<usize, StoreError> {
@@ -92,6 +107,19 @@ impl WorkQueue for RedisStore {
 }
 
 impl RedisStore {
+    /// Takes `key` for `hold` unless another instance holds it.
+    async fn try_lock(&self, key: &str, hold: Duration) -> Result<bool, StoreError> {
+        let acquired: Option<String> = redis::cmd("SET")
+            .arg(key)
+            .arg(std::process::id())
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(hold))
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(acquired.is_some())
+    }
+
     /// Queue and lease entries whose job key no longer exists.
     async fn orphaned_entries(&self) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection();
