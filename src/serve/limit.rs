@@ -52,8 +52,9 @@ impl ConnectionLimit {
         if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Some(slot);
         }
-        // A fresh socket's send buffer is empty: this write is whole or the client is gone.
-        let _ = stream.try_write(&refusal());
+        // A fresh socket's send buffer is empty: this write is whole or the client is gone. It is
+        // made on the socket itself: tokio has not seen the new socket writable yet.
+        let _ = socket2::SockRef::from(stream).send(&refusal());
         self.refused += 1;
         let now = Instant::now();
         if self
