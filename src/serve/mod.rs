@@ -3,8 +3,9 @@
 //! goes to the router over hyper's HTTP/1 ([`http`]), its first bytes replayed ([`rewind`]).
 //!
 //! Every connection has a deadline for each request head (`HEADER_READ_TIMEOUT_MS`, on both
-//! paths), a cap on its size (`MAX_HEADER_BYTES`), and a slot under `MAX_CONNECTIONS`
-//! ([`limit`]) for as long as it is open.
+//! paths) and for idling between requests (`KEEPALIVE_TIMEOUT_MS`, [`deadline`]), a cap on a
+//! head's size (`MAX_HEADER_BYTES`), and a slot under `MAX_CONNECTIONS` ([`limit`]) for as long
+//! as it is open.
 //!
 //! Streams are most of what this server holds open, and through hyper each one cost 24 KiB of
 //! buffers and several layers of polling per delivery (see BENCHMARKS.md). A request the
