@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// The longest job TTL accepted: ten years, far below any timestamp overflow.
 pub const MAX_JOB_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
+/// The range `MAX_HEADER_BYTES` may be set in: every real client's head fits the lower end.
+pub const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u32> = 16 * 1024..=64 * 1024;
 
 /// Everything the server can be told. Each field is a flag and an environment variable of the
 /// same name; an invalid value stops startup with a message that names it.
@@ -150,6 +152,27 @@ pub struct Config {
     #[arg(long, env = "RECONCILE_GRACE_MS", value_name = "RECONCILE_GRACE_MS",
         default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub reconcile_grace_ms: u64,
+    /// How long a client has to send a whole request head, from the moment its connection is
+    /// accepted (or, on a kept-alive connection, from its next request's first byte), in
+    /// milliseconds; a connection that has not by then is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", value_name = "HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=300_000))]
+    pub header_read_timeout_ms: u64,
+    /// How long a kept-alive connection may wait, idle, for its next request, in milliseconds.
+    #[arg(long, env = "KEEPALIVE_TIMEOUT_MS", value_name = "KEEPALIVE_TIMEOUT_MS",
+        default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub keepalive_timeout_ms: u64,
+    /// Largest request head (request line and headers), in bytes; a larger one gets 431 and the
+    /// connection is closed.
+    #[arg(long, env = "MAX_HEADER_BYTES", value_name = "MAX_HEADER_BYTES", default_value_t = 32 * 1024,
+        value_parser = clap::value_parser!(u32).range(
+            *HEADER_BYTES_RANGE.start() as i64..=*HEADER_BYTES_RANGE.end() as i64))]
+    pub max_header_bytes: u32,
+    /// Connections this instance holds at once (streams included); one more is answered 503 and
+    /// closed at once. Lowered at startup to fit the open-files limit.
+    #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
 }
 
 impl Config {
@@ -193,6 +216,14 @@ impl Config {
 
     pub fn redis_connect_timeout(&self) -> Duration {
         Duration::from_millis(self.redis_connect_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keepalive_timeout_ms)
     }
 }
 

@@ -10,7 +10,6 @@ use crate::state::AppState;
 use crate::store::{JobStore, MemoryStore, RedisStore, Store};
 use crate::{pubsub, serve, worker};
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use redis::aio::ConnectionManagerConfig;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +18,6 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::info;
 
 /// How long one Redis command may take before it fails (and the store falls back to memory).
@@ -115,29 +113,24 @@ impl App {
             "jobcast listening"
         );
         let app = routes::router(state.clone());
+        let connections = serve::spawn(self.listener, state.clone(), app);
         let stop = state.shutdown.clone();
-        let direct_streams = TaskTracker::new();
-        let listener = serve::Listener::spawn(self.listener, state.clone(), direct_streams.clone())
-            .context("listener has no address")?
-            .tap_io(|_| {}); // axum provides ConnectInfo<SocketAddr> for a tapped listener
-        let serving = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let serving = async {
             signal.await;
             stop.cancel();
-        });
+            // Each HTTP connection closes once idle (an open axum stream ends with the hub).
+            connections.http.close();
+            connections.http.wait().await;
+        };
         let stopping = async {
             state.shutdown.cancelled().await;
             workers.stop(state.config.shutdown_grace()).await;
             // `Hub::close` has ended every stream; let them write their last bytes.
-            direct_streams.close();
-            let _ =
-                tokio::time::timeout(state.config.shutdown_grace(), direct_streams.wait()).await;
+            connections.streams.close();
+            let grace = state.config.shutdown_grace();
+            let _ = tokio::time::timeout(grace, connections.streams.wait()).await;
         };
-        let (served, ()) = tokio::join!(serving, stopping);
-        served.context("server error")?;
+        tokio::join!(serving, stopping);
         info!("jobcast stopped");
         Ok(())
     }

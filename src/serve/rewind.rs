@@ -1,21 +1,39 @@
-//! A connection whose first bytes were already read, replayed before the rest.
+//! A connection handed to HTTP: its first bytes, already read, replayed before the rest.
 
+use super::deadline::HeadClock;
+use super::limit::ConnectionSlot;
 use bytes::{Buf, Bytes};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A TCP connection handed to axum after the sniffer read its first bytes.
+/// A TCP connection handed to HTTP after the sniffer read its first bytes.
 pub struct Rewound {
     prefix: Bytes,
     inner: TcpStream,
+    /// The connection's place under `MAX_CONNECTIONS`: it lives as long as the socket, through a
+    /// WebSocket upgrade too (hyper hands this whole value to the upgraded connection).
+    _slot: ConnectionSlot,
+    /// Told of every read that brings bytes: when a request head began is its deadline's start.
+    clock: Arc<HeadClock>,
 }
 
 impl Rewound {
-    pub fn new(prefix: Bytes, inner: TcpStream) -> Self {
-        Self { prefix, inner }
+    pub fn new(
+        prefix: Bytes,
+        inner: TcpStream,
+        slot: ConnectionSlot,
+        clock: Arc<HeadClock>,
+    ) -> Self {
+        Self {
+            prefix,
+            inner,
+            _slot: slot,
+            clock,
+        }
     }
 }
 
@@ -34,7 +52,12 @@ impl AsyncRead for Rewound {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.clock.saw_bytes();
+        }
+        read
     }
 }
 
@@ -82,7 +105,11 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         client.write_all(b" world").await.unwrap();
         drop(client);
-        let mut rewound = Rewound::new(Bytes::from_static(b"hello"), server);
+        let slot = std::sync::Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .unwrap();
+        let clock = HeadClock::new(tokio::time::Instant::now());
+        let mut rewound = Rewound::new(Bytes::from_static(b"hello"), server, slot, clock);
         let mut text = String::new();
         rewound.read_to_string(&mut text).await.unwrap();
         assert_eq!(text, "hello world");

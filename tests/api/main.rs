@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod chaos;
 mod config;
+mod connections;
 mod dashboard;
 mod fallback;
 mod helpers;
