@@ -315,20 +315,21 @@ async fn report_during_stall(
     }
 }
 
-/// Follows one job's events on one instance until the stream ends (or the test ends).
-fn follow(server: &ServerProcess, id: &str) -> Arc<Mutex<Vec<Value>>> {
+/// What one watcher has received so far.
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// Follows one job's events on one instance until the stream ends (or the task is aborted).
+fn follow(server: &ServerProcess, id: &str) -> (Seen, tokio::task::JoinHandle<()>) {
     let seen = Arc::new(Mutex::new(Vec::new()));
-    let (url, kept) = (
-        server.url(&format!("/api/v4/job/{id}/events")),
-        seen.clone(),
-    );
-    tokio::spawn(async move {
+    let url = server.url(&format!("/api/v4/job/{id}/events"));
+    let kept = seen.clone();
+    let task = tokio::spawn(async move {
         let mut stream = SseStream::connect(&url, None).await;
         while let Some(event) = stream.next_event().await {
             kept.lock().unwrap().push(event.json());
         }
     });
-    seen
+    (seen, task)
 }
 
 /// Counts, printed as one line for RELIABILITY.md.
@@ -352,14 +353,11 @@ async fn chaos(stall: Stall, instance_count: usize, job_count: usize) -> ChaosCo
     for _ in 0..job_count {
         ids.push(running_job(&servers).await);
     }
-    let watchers: Vec<(String, Arc<Mutex<Vec<Value>>>)> = ids
+    let (watchers, tasks): (Vec<(String, Seen)>, Vec<_>) = ids
         .iter()
-        .flat_map(|id| {
-            servers
-                .iter()
-                .map(move |server| (id.clone(), follow(server, id)))
-        })
-        .collect();
+        .flat_map(|id| servers.iter().map(move |server| (id, follow(server, id))))
+        .map(|(id, (seen, task))| ((id.clone(), seen), task))
+        .unzip();
     eventually("every watcher has its snapshot", || async {
         watchers
             .iter()
@@ -460,6 +458,7 @@ async fn chaos(stall: Stall, instance_count: usize, job_count: usize) -> ChaosCo
             panic!("a watcher of {id} ended with {ended}, Redis with {job}");
         }
     }
+    tasks.iter().for_each(|task| task.abort()); // before the servers go
     println!("chaos: {}", serde_json::to_string(&counts).unwrap());
     counts
 }
