@@ -272,46 +272,31 @@ async fn report_during_stall(
     n: usize,
     acked: Arc<Mutex<HashMap<String, Acknowledged>>>,
 ) {
+    let mut reports = Vec::new();
     let mut progress = 5;
     for _ in 0..4 {
         progress += fastrand::u64(1..15);
-        let server = &servers[fastrand::usize(..servers.len())];
-        let path = format!("/api/v4/job/{id}/progress");
-        let (status, job) = call(server, &path, json!({ "progress": progress })).await;
-        if status == StatusCode::OK {
-            acked
-                .lock()
-                .unwrap()
-                .entry(id.clone())
-                .or_default()
-                .take(&job);
-        }
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
+        let server = fastrand::usize(..servers.len());
+        reports.push((server, "progress", json!({ "progress": progress })));
     }
     let finisher = fastrand::usize(..servers.len());
-    let mut finishes = vec![(
-        finisher,
-        "complete",
-        json!({"result": {"job": n, "by": finisher}}),
-    )];
+    if n % 7 != 3 {
+        // (the others are still running when Redis is back)
+        let result = json!({"result": {"job": n, "by": finisher}});
+        reports.push((finisher, "complete", result));
+    }
     if n.is_multiple_of(5) {
         let other = (finisher + 1) % servers.len();
-        finishes.push((other, "fail", json!({"error": format!("lost by {other}")})));
+        reports.push((other, "fail", json!({"error": format!("lost by {other}")})));
     }
-    if n % 7 == 3 {
-        finishes.clear(); // some jobs are still running when Redis is back
-    }
-    for (server, action, body) in finishes {
+    for (server, action, body) in reports {
         let path = format!("/api/v4/job/{id}/{action}");
         let (status, job) = call(&servers[server], &path, body).await;
         if status == StatusCode::OK {
-            acked
-                .lock()
-                .unwrap()
-                .entry(id.clone())
-                .or_default()
-                .take(&job);
+            let mut acked = acked.lock().unwrap();
+            acked.entry(id.clone()).or_default().take(&job);
         }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..200))).await;
     }
 }
 
@@ -330,6 +315,32 @@ fn follow(server: &ServerProcess, id: &str) -> (Seen, tokio::task::JoinHandle<()
         }
     });
     (seen, task)
+}
+
+/// The outcomes a job's `superseded` list keeps, in the form of [`outcome_of`].
+fn superseded_outcomes(job: &Value) -> Vec<(String, String)> {
+    let superseded = job["superseded"].as_array().into_iter().flatten();
+    superseded
+        .map(|s| match s["status"].as_str() {
+            Some("completed") => {
+                let result: Value = serde_json::from_str(s["result"].as_str().unwrap()).unwrap();
+                ("completed".to_owned(), result.to_string())
+            }
+            _ => ("failed".to_owned(), s["error"].as_str().unwrap().to_owned()),
+        })
+        .collect()
+}
+
+/// Waits until a watcher ends (on an outcome) or holds `job`'s final seq; whether it ended on
+/// `job`'s own final state.
+async fn watcher_end(seen: &Seen, job: &Value) -> bool {
+    let last = eventually("a watcher never caught up", || async {
+        let last = seen.lock().unwrap().last().cloned()?;
+        let caught_up = last["seq"] == job["seq"] || outcome_of(&last).is_some();
+        caught_up.then_some(last)
+    })
+    .await;
+    last["status"] == job["status"] && outcome_of(&last) == outcome_of(job)
 }
 
 /// Counts, printed as one line for RELIABILITY.md.
@@ -407,25 +418,7 @@ async fn chaos(stall: Stall, instance_count: usize, job_count: usize) -> ChaosCo
         .await;
         counts.acknowledged_terminal += told.outcomes.len();
         counts.conflicting_outcomes += told.outcomes.len().saturating_sub(1);
-        let superseded: Vec<(String, String)> = job["superseded"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                let payload = match s["status"].as_str() {
-                    Some("completed") => s["result"].as_str().unwrap_or("").to_owned(),
-                    _ => s["error"].as_str().unwrap_or("").to_owned(),
-                };
-                (s["status"].as_str().unwrap_or("").to_owned(), payload)
-            })
-            .map(|(status, payload)| {
-                let payload = match status.as_str() {
-                    "completed" => serde_json::from_str::<Value>(&payload).unwrap().to_string(),
-                    _ => payload,
-                };
-                (status, payload)
-            })
-            .collect();
+        let superseded = superseded_outcomes(&job);
         let kept = outcome_of(&job);
         let every_outcome_kept = told
             .outcomes
@@ -443,19 +436,13 @@ async fn chaos(stall: Stall, instance_count: usize, job_count: usize) -> ChaosCo
         finals.insert(id.clone(), job);
     }
     for (id, seen) in &watchers {
-        let job = &finals[id];
-        let ended = eventually("a watcher never caught up", || async {
-            let last = seen.lock().unwrap().last().cloned()?;
-            let caught_up = last["seq"] == job["seq"] || outcome_of(&last).is_some();
-            caught_up.then_some(last)
-        })
-        .await;
-        if outcome_of(&ended) == outcome_of(job) && (ended["status"] == job["status"]) {
-            counts.watchers_correct += 1;
-        } else if acked[id].outcomes.len() > 1 {
-            counts.watchers_on_a_superseded_outcome += 1;
-        } else {
-            panic!("a watcher of {id} ended with {ended}, Redis with {job}");
+        match watcher_end(seen, &finals[id]).await {
+            true => counts.watchers_correct += 1,
+            false if acked[id].outcomes.len() > 1 => counts.watchers_on_a_superseded_outcome += 1,
+            false => panic!(
+                "a watcher of {id} ended other than Redis: {:?}",
+                seen.lock()
+            ),
         }
     }
     tasks.iter().for_each(|task| task.abort()); // before the servers go
