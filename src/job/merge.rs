@@ -58,6 +58,14 @@ impl Job {
             && merged.result.as_ref().map(|r| r.get()) == self.result.as_ref().map(|r| r.get())
     }
 
+    /// Whether writing this state back over `stored` changes anything a client would see: not
+    /// when `stored` covers it with a higher seq (clients that saw this one take `stored` as a
+    /// change), nor when both are the very same state.
+    pub fn adds_to(&self, stored: &Job) -> bool {
+        let same = stored.seq == self.seq && self.covers(stored);
+        !(stored.covers(self) && (stored.seq > self.seq || same))
+    }
+
     /// Which of two states leads the merge (`Greater`: `self` does).
     fn precedence(&self, other: &Job) -> Ordering {
         match (self.status.is_terminal(), other.status.is_terminal()) {
@@ -187,6 +195,21 @@ mod tests {
         }
         assert!(completed.covers(&progress));
         assert!(!progress.covers(&completed));
+    }
+
+    #[test]
+    fn a_state_adds_to_what_redis_holds_unless_redis_has_it_already_with_its_seq_or_a_higher_one() {
+        let base = job();
+        let ours = progressed(&base, 30, 5);
+        assert!(!ours.adds_to(&ours.clone()), "the very same state");
+        let newer = finished(&base, JobStatus::Completed, "{}", 10, 6);
+        assert!(!ours.adds_to(&newer), "a newer state that includes ours");
+        let same_seq = finished(&base, JobStatus::Completed, "{}", 10, 5);
+        assert!(
+            ours.adds_to(&same_seq),
+            "our clients would ignore seq 5 as old"
+        );
+        assert!(newer.adds_to(&ours));
     }
 
     #[test]

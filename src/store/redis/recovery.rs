@@ -58,9 +58,7 @@ impl RedisStore {
         for _ in 0..RESTORE_TRIES {
             let stored: Option<String> = self.connection().get(job.job_id.key()).await?;
             let (outcome, merged) = match stored.as_deref().map(decode_stored) {
-                Some(Some(stored)) if stored.covers(job) && stored.seq > job.seq => {
-                    return Ok((Restored::Kept, stored));
-                }
+                Some(Some(stored)) if !job.adds_to(&stored) => return Ok((Restored::Kept, stored)),
                 Some(Some(stored)) => (Restored::Updated, stored.merged_with(job)),
                 Some(None) | None => (Restored::Recreated, job.clone()),
             };
