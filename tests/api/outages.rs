@@ -21,7 +21,7 @@ async fn wait_for_backend(app: &TestApp, wanted: &str) {
 }
 
 async fn stored_job(redis: &TestRedis, id: &str) -> Option<Value> {
-    let json: Option<String> = redis.command(&["GET", &format!("job:{id}")]).await;
+    let json: Option<String> = redis.command(&["GET", &job_key(id)]).await;
     json.map(|json| serde_json::from_str(&json).unwrap())
 }
 

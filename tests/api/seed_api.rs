@@ -121,7 +121,7 @@ async fn the_job_key_holds_the_job_json_with_a_ttl_of_at_most_job_ttl_secs() {
     app.wait_until_finished(&id).await;
 
     let mut connection = redis.connection().await.unwrap();
-    let key = format!("job:{id}");
+    let key = job_key(&id);
     let ttl: i64 = redis::cmd("TTL")
         .arg(&key)
         .query_async(&mut connection)
@@ -203,7 +203,7 @@ async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
     let kept = app.start_research("Kept", json!(["water"])).await;
     let mut connection = redis.connection().await.unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(format!("job:{gone}"))
+        .arg(job_key(&gone))
         .query_async(&mut connection)
         .await
         .unwrap();
@@ -224,7 +224,7 @@ async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
     assert_eq!(report["backend"], "redis");
     assert_eq!(report["redis_connected"], true);
     let queue: Vec<String> = redis::cmd("LRANGE")
-        .arg("{jobcast}:queue")
+        .arg(QUEUE_KEY)
         .arg(0)
         .arg(-1)
         .query_async(&mut connection)

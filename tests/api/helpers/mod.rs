@@ -2,6 +2,7 @@
 
 mod app;
 mod browser;
+mod keys;
 mod nginx;
 mod process;
 mod redis;
@@ -9,6 +10,7 @@ mod sse;
 
 pub use app::*;
 pub use browser::*;
+pub use keys::*;
 pub use nginx::*;
 pub use process::*;
 pub use redis::*;
