@@ -2,6 +2,7 @@
 
 mod app;
 mod browser;
+mod job_shape;
 mod keys;
 mod nginx;
 mod process;
@@ -10,6 +11,7 @@ mod sse;
 
 pub use app::*;
 pub use browser::*;
+pub use job_shape::*;
 pub use keys::*;
 pub use nginx::*;
 pub use process::*;
