@@ -93,7 +93,7 @@ async fn progress_never_goes_backwards_under_50_concurrent_writers_on_redis() {
     let app = Arc::new(spawn_app(&redis).await);
     let id = app.create_external_job().await;
     let mut pubsub = redis.client().get_async_pubsub().await.unwrap();
-    pubsub.subscribe(format!("job:{id}")).await.unwrap();
+    pubsub.subscribe(job_channel(&id)).await.unwrap();
 
     let (accepted, refused) = race_writers(&app, &id).await;
     let job = complete_and_check_final(&app, &id).await;

@@ -81,22 +81,20 @@ async fn index_entries_go_when_their_job_key_expires() {
     let app = spawn_app(&redis).await;
     let kept = app.create_external_job().await;
     let expired = app.create_external_job().await;
-    let _: () = redis.command(&["DEL", &format!("job:{expired}")]).await;
+    let _: () = redis.command(&["DEL", &job_key(&expired)]).await;
 
     assert_eq!(ids(&list(&app, "").await), vec![kept.clone()]);
-    let in_index: Option<f64> = redis
-        .command(&["ZSCORE", "{jobcast}:index", &expired])
-        .await;
+    let in_index: Option<f64> = redis.command(&["ZSCORE", INDEX_KEY, &expired]).await;
     assert_eq!(in_index, None, "pruned while listing");
 
     let other = app.create_external_job().await;
-    let _: () = redis.command(&["DEL", &format!("job:{other}")]).await;
+    let _: () = redis.command(&["DEL", &job_key(&other)]).await;
     app.client
         .delete(app.url("/api/v4/admin/cleanup-jobs"))
         .send()
         .await
         .unwrap();
-    let in_index: Option<f64> = redis.command(&["ZSCORE", "{jobcast}:index", &other]).await;
+    let in_index: Option<f64> = redis.command(&["ZSCORE", INDEX_KEY, &other]).await;
     assert_eq!(in_index, None, "pruned by cleanup");
 }
 

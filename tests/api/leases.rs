@@ -117,7 +117,7 @@ async fn after_max_attempts_an_interrupted_job_fails_saying_so() {
         failed["error"].as_str().unwrap().starts_with("Interrupted"),
         "{failed}"
     );
-    let leases: usize = redis.command(&["ZCARD", "{jobcast}:leases"]).await;
+    let leases: usize = redis.command(&["ZCARD", LEASES_KEY]).await;
     assert_eq!(leases, 0);
 }
 
@@ -136,14 +136,12 @@ async fn stopping_the_server_hands_running_jobs_back_at_once() {
 
     first.stop().await;
 
-    let stored: String = redis.command(&["GET", &format!("job:{id}")]).await;
+    let stored: String = redis.command(&["GET", &job_key(&id)]).await;
     let stored: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["status"], "pending", "{stored}");
-    let queued: Vec<String> = redis
-        .command(&["LRANGE", "{jobcast}:queue", "0", "-1"])
-        .await;
+    let queued: Vec<String> = redis.command(&["LRANGE", QUEUE_KEY, "0", "-1"]).await;
     assert_eq!(queued, vec![id.clone()]);
-    let leases: usize = redis.command(&["ZCARD", "{jobcast}:leases"]).await;
+    let leases: usize = redis.command(&["ZCARD", LEASES_KEY]).await;
     assert_eq!(leases, 0);
 
     config.deep_research_step_ms = 0;

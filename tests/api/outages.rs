@@ -4,7 +4,7 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 async fn backend(app: &TestApp) -> String {
@@ -21,7 +21,7 @@ async fn wait_for_backend(app: &TestApp, wanted: &str) {
 }
 
 async fn stored_job(redis: &TestRedis, id: &str) -> Option<Value> {
-    let json: Option<String> = redis.command(&["GET", &format!("job:{id}")]).await;
+    let json: Option<String> = redis.command(&["GET", &job_key(id)]).await;
     json.map(|json| serde_json::from_str(&json).unwrap())
 }
 
@@ -93,23 +93,70 @@ async fn create_until_stopped(
     total
 }
 
-/// Watches jobs over SSE while they run; returns how many streams ended on a final state.
-async fn watch_some(app: Arc<TestApp>, stop: Arc<AtomicBool>, finished: Arc<AtomicUsize>) {
+/// One SSE watcher of the outage test: its job and what its stream ended on.
+struct Watched {
+    id: String,
+    /// The statuses answered to its progress and complete reports; `None` if its task panicked.
+    reports: Option<[StatusCode; 2]>,
+    /// The stream's last event; `None` when it ended (or its task panicked) without one.
+    last: Option<SseEvent>,
+}
+
+/// Until `stop`, creates a job, watches it over SSE, reports progress and completion, and
+/// records what the stream ended on.
+async fn watch_some(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> Vec<Watched> {
+    let mut watched = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let id = app.create_external_job().await;
-        let url = app.url(&format!("/api/v4/job/{id}/events"));
-        let mut stream = SseStream::connect(&url, None).await;
-        stream.next_event().await.unwrap();
-        app.report(&id, "progress", &json!({"progress": 50})).await;
-        app.report(&id, "complete", &json!({"result": {}})).await;
-        if stream
-            .collect_until_end()
-            .await
-            .last()
-            .is_some_and(|e| e.kind() == "completed")
-        {
-            finished.fetch_add(1, Ordering::Relaxed);
-        }
+        let task = tokio::spawn(watch_one(app.clone(), id.clone()));
+        let (reports, last) = match task.await {
+            Ok((reports, last)) => (Some(reports), last),
+            Err(_) => (None, None),
+        };
+        watched.push(Watched { id, reports, last });
+    }
+    watched
+}
+
+/// Watches job `id` while reporting its progress and completion.
+async fn watch_one(app: Arc<TestApp>, id: String) -> ([StatusCode; 2], Option<SseEvent>) {
+    let url = app.url(&format!("/api/v4/job/{id}/events"));
+    let mut stream = SseStream::connect(&url, None).await;
+    let snapshot = stream.next_event().await;
+    let progress = app.report(&id, "progress", &json!({"progress": 50})).await;
+    let complete = app.report(&id, "complete", &json!({"result": {}})).await;
+    let last = stream.collect_until_end().await.pop().or(snapshot);
+    ([progress.status(), complete.status()], last)
+}
+
+/// How a watcher's stream ended, measured against its job's final state in Redis.
+#[derive(PartialEq)]
+enum Ending {
+    /// On a terminal event whose job is the stored one, `seq` included.
+    OnStoredFinalState,
+    /// On the stored final state, but Redis holds it under a higher `seq`: the write-back after
+    /// the outage merged the job with an identical copy of itself, which bumps `seq`.
+    OnStoredFinalStateWithOlderSeq,
+    /// Anywhere else: another state, no event, or nothing stored.
+    Elsewhere,
+}
+
+/// Compares `watched`'s last event with its job as stored in `redis` now.
+async fn ending(redis: &TestRedis, watched: &Watched) -> Ending {
+    let (Some(last), Some(mut stored)) = (&watched.last, stored_job(redis, &watched.id).await)
+    else {
+        return Ending::Elsewhere;
+    };
+    let mut seen = last.json();
+    if !matches!(last.kind(), "completed" | "failed") || stored["status"] != last.kind() {
+        return Ending::Elsewhere;
+    }
+    let stored_seq = stored["seq"].take().as_u64().unwrap();
+    seen["seq"].take();
+    match (stored == seen, stored_seq.cmp(&last.seq())) {
+        (true, std::cmp::Ordering::Equal) => Ending::OnStoredFinalState,
+        (true, std::cmp::Ordering::Greater) => Ending::OnStoredFinalStateWithOlderSeq,
+        _ => Ending::Elsewhere,
     }
 }
 
@@ -120,9 +167,8 @@ async fn killing_redis_under_load_loses_no_accepted_job_and_clients_see_no_5xx()
     config.deep_research_step_ms = 5;
     let app = Arc::new(spawn_app_with(config).await);
     let stop = Arc::new(AtomicBool::new(false));
-    let watched = Arc::new(AtomicUsize::new(0));
     let load = tokio::spawn(create_until_stopped(app.clone(), 4, stop.clone()));
-    let watcher = tokio::spawn(watch_some(app.clone(), stop.clone(), watched.clone()));
+    let watcher = tokio::spawn(watch_some(app.clone(), stop.clone()));
 
     tokio::time::sleep(Duration::from_millis(700)).await;
     redis.kill();
@@ -137,7 +183,7 @@ async fn killing_redis_under_load_loses_no_accepted_job_and_clients_see_no_5xx()
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     let counts = load.await.unwrap();
-    watcher.await.unwrap();
+    let watched = watcher.await.unwrap();
 
     let mut completed = 0;
     for id in &counts.created {
@@ -152,12 +198,29 @@ async fn killing_redis_under_load_loses_no_accepted_job_and_clients_see_no_5xx()
             _ => lost += 1,
         }
     }
+    let mut endings = Vec::new();
+    for one in &watched {
+        let ended = ending(&redis, one).await;
+        if ended == Ending::Elsewhere {
+            println!("watcher of {} ended on {:?}", one.id, one.last);
+        }
+        endings.push(ended);
+    }
+    let count = |wanted: Ending| endings.iter().filter(|e| **e == wanted).count();
+    let on_final_state = count(Ending::OnStoredFinalState);
+    let with_older_seq = count(Ending::OnStoredFinalStateWithOlderSeq);
+    let report_failures = watched
+        .iter()
+        .filter(|one| one.reports != Some([StatusCode::OK; 2]))
+        .count();
     println!(
-        "redis kill under load: created={} completed={completed} lost={lost} 5xx={} other_failures={} sse_streams_finished={}",
+        "redis kill under load: created={} completed={completed} lost={lost} 5xx={} other_failures={} \
+         sse_watchers_started={} sse_watchers_ended_on_final_state={} (of which seq_behind_stored={with_older_seq}) report_failures={report_failures}",
         counts.created.len(),
         counts.server_errors,
         counts.other_failures,
-        watched.load(Ordering::Relaxed)
+        watched.len(),
+        on_final_state + with_older_seq,
     );
     assert!(
         counts.created.len() >= 40,
@@ -167,7 +230,15 @@ async fn killing_redis_under_load_loses_no_accepted_job_and_clients_see_no_5xx()
         (lost, counts.server_errors, counts.other_failures),
         (0, 0, 0)
     );
-    assert!(watched.load(Ordering::Relaxed) > 0);
+    assert!(
+        !watched.is_empty(),
+        "streams were watched through the outage"
+    );
+    assert_eq!(
+        (on_final_state + with_older_seq, report_failures),
+        (watched.len(), 0),
+        "every watcher ends on its job's stored final state"
+    );
 }
 
 #[tokio::test]

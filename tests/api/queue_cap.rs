@@ -32,7 +32,7 @@ async fn a_full_queue_answers_503_with_retry_after_until_a_worker_drains_it() {
     assert!(retry_after > 0);
     assert!(detail.contains("queue is full"), "{detail}");
     assert_eq!(also_refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let stored: usize = redis.command(&["ZCARD", "{jobcast}:index"]).await;
+    let stored: usize = redis.command(&["ZCARD", INDEX_KEY]).await;
     assert_eq!(stored, 5, "a refused job is not stored");
     let external = api.post("/api/v4/jobs", &json!({"kind": "external"})).await;
     assert_eq!(
@@ -43,7 +43,7 @@ async fn a_full_queue_answers_503_with_retry_after_until_a_worker_drains_it() {
 
     let worker = spawn_app(&redis).await;
     eventually("the worker never drained the queue", || async {
-        let queued: usize = redis.command(&["LLEN", "{jobcast}:queue"]).await;
+        let queued: usize = redis.command(&["LLEN", QUEUE_KEY]).await;
         (queued == 0).then_some(())
     })
     .await;

@@ -31,21 +31,17 @@ async fn plant(redis: &TestRedis, status: JobStatus, ago: TimeDelta) -> String {
         job.current_step = "Analysing".into();
     }
     let id = job.job_id.to_string();
-    let key = format!("job:{id}");
+    let key = job.job_id.key();
     let _: () = redis
         .command(&["SET", &key, &job.to_json(), "EX", "600"])
         .await;
     let score = job.created_at.0.timestamp_millis().to_string();
-    let _: () = redis
-        .command(&["ZADD", "{jobcast}:index", &score, &id])
-        .await;
+    let _: () = redis.command(&["ZADD", INDEX_KEY, &score, &id]).await;
     id
 }
 
 async fn queued(redis: &TestRedis) -> Vec<String> {
-    redis
-        .command(&["LRANGE", "{jobcast}:queue", "0", "-1"])
-        .await
+    redis.command(&["LRANGE", QUEUE_KEY, "0", "-1"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,13 +50,11 @@ async fn a_pending_job_that_never_reached_the_queue_is_requeued_and_finishes() {
     let app = spawn_app_with(reconciling_config(&redis, 1)).await;
     // A corrupt record indexed first (oldest) does not stop the pass.
     let corrupt = uuid::Uuid::new_v4().to_string();
-    let key = format!("job:{corrupt}");
+    let key = job_key(&corrupt);
     let _: () = redis
         .command(&["SET", &key, "{\"status\":", "EX", "600"])
         .await;
-    let _: () = redis
-        .command(&["ZADD", "{jobcast}:index", "1", &corrupt])
-        .await;
+    let _: () = redis.command(&["ZADD", INDEX_KEY, "1", &corrupt]).await;
 
     let id = plant(&redis, JobStatus::Pending, TimeDelta::minutes(1)).await;
 
@@ -134,13 +128,9 @@ async fn a_job_between_its_creation_and_its_enqueue_is_not_queued_twice() {
         "queued within its grace"
     );
     // The creator finishes its enqueue; later passes, with the job past its grace, see it queued.
-    let _: () = redis
-        .command(&["LPUSH", "{jobcast}:queue", &creating])
-        .await;
+    let _: () = redis.command(&["LPUSH", QUEUE_KEY, &creating]).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let _: () = redis
-        .command(&["LREM", "{jobcast}:queue", "0", &stranded])
-        .await;
+    let _: () = redis.command(&["LREM", QUEUE_KEY, "0", &stranded]).await;
     eventually("no pass ran after the grace", || async {
         queued(&redis).await.contains(&stranded).then_some(())
     })

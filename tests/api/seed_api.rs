@@ -5,22 +5,12 @@ use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH};
 use serde_json::{Value, json};
 
-const SEED_FIELDS: [&str; 8] = [
-    "job_id",
-    "status",
-    "progress",
-    "current_step",
-    "created_at",
-    "result",
-    "error",
-    "completed_at",
-];
-
 #[tokio::test]
 async fn creating_a_deep_research_job_answers_with_a_pending_job() {
     let redis = TestRedis::start().await;
     let mut config = test_config(&redis.url());
     config.worker_concurrency = 0;
+    let config_ttl = config.job_ttl_secs;
     let app = spawn_app_with(config).await;
 
     let body = json!({"product_name": "Cola", "ingredients": ["water", "sugar"]});
@@ -28,34 +18,58 @@ async fn creating_a_deep_research_job_answers_with_a_pending_job() {
 
     assert_eq!(response.status(), StatusCode::OK);
     let job: Value = response.json().await.unwrap();
-    assert_eq!(job["status"], "pending");
-    let id = job["job_id"].as_str().unwrap();
-    assert_eq!(uuid::Uuid::parse_str(id).unwrap().get_version_num(), 4);
+    let id = job["job_id"].as_str().expect("job_id is a string");
+    let expected = Expected {
+        id,
+        kind: "deep-research",
+        status: "pending",
+        input: body,
+        ttl_secs: config_ttl,
+    };
+    check_job(&job, &expected);
+    assert_eq!(job, app.job(id).await, "the answer is the stored job");
 }
 
 #[tokio::test]
-async fn a_job_has_the_seed_fields_and_the_new_ones() {
+async fn a_job_has_the_seed_fields_and_the_new_ones_each_with_its_value_and_type() {
     let redis = TestRedis::start().await;
     let mut config = test_config(&redis.url());
     config.worker_concurrency = 0;
+    let ttl_secs = config.job_ttl_secs;
     let app = spawn_app_with(config).await;
-    let id = app.start_research("Cola", json!(["water"])).await;
+    // A deep-research input is normalised: the name trimmed, the ingredients split and trimmed.
+    let id = app.start_research(" Cola ", json!("water, sugar ")).await;
+    let external = json!({"source": "test", "nested": {"n": [1, 2.5, null]}});
+    let created = app
+        .post(
+            "/api/v4/jobs",
+            &json!({"kind": "external", "input": external}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let other: Value = created.json().await.unwrap();
 
     let job = app.job(&id).await;
 
-    for field in SEED_FIELDS
-        .iter()
-        .chain(&["seq", "updated_at", "expires_at", "kind"])
-    {
-        assert!(job.get(field).is_some(), "missing {field} in {job}");
-    }
-    assert_eq!(job["job_id"], id.as_str());
-    assert_eq!(job["progress"], 0);
-    assert_eq!(job["kind"], "deep-research");
-    assert!(job["result"].is_null() && job["error"].is_null() && job["completed_at"].is_null());
-    let created = job["created_at"].as_str().unwrap();
-    assert!(created.ends_with('Z'), "ISO-8601 UTC: {created}");
-    chrono::DateTime::parse_from_rfc3339(created).unwrap();
+    let research = json!({"product_name": "Cola", "ingredients": ["water", "sugar"]});
+    let pending = |id, kind, input| Expected {
+        id,
+        kind,
+        status: "pending",
+        input,
+        ttl_secs,
+    };
+    check_job(&job, &pending(&id, "deep-research", research));
+    assert_eq!(
+        (&job["progress"], &job["seq"], &job["attempt"]),
+        (&json!(0), &json!(1), &json!(0))
+    );
+    assert_eq!(job["created_at"], job["updated_at"], "{job}");
+    let other_id = other["job_id"].as_str().unwrap();
+    check_job(
+        &app.job(other_id).await,
+        &pending(other_id, "external", external),
+    );
 }
 
 #[tokio::test]
@@ -63,12 +77,24 @@ async fn a_deep_research_job_runs_to_a_completed_report() {
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
     let ingredients = json!(["Carbonated Water", "E150d", "Aspartame", "unobtainium"]);
-    let id = app.start_research("Diet Cola", ingredients).await;
+    let id = app.start_research("Diet Cola", ingredients.clone()).await;
 
     let job = app.wait_until_finished(&id).await;
 
-    assert_eq!(job["status"], "completed", "{job}");
+    let input = json!({"product_name": "Diet Cola", "ingredients": ingredients});
+    let ttl_secs = jobcast::Config::defaults().job_ttl_secs;
+    check_job(
+        &job,
+        &Expected {
+            id: &id,
+            kind: "deep-research",
+            status: "completed",
+            input,
+            ttl_secs,
+        },
+    );
     assert_eq!(job["progress"], 100);
+    assert_eq!(job["attempt"], 1, "{job}");
     assert_eq!(job["current_step"], "Complete");
     assert!(job["completed_at"].is_string());
     let report = &job["result"];
@@ -106,7 +132,18 @@ async fn an_empty_ingredient_list_ends_failed_with_a_readable_error() {
 
     let job = app.wait_until_finished(&id).await;
 
-    assert_eq!(job["status"], "failed");
+    let input = json!({"product_name": "Nothing", "ingredients": []});
+    let ttl_secs = jobcast::Config::defaults().job_ttl_secs;
+    check_job(
+        &job,
+        &Expected {
+            id: &id,
+            kind: "deep-research",
+            status: "failed",
+            input,
+            ttl_secs,
+        },
+    );
     assert!(job["error"].as_str().unwrap().contains("empty"), "{job}");
     assert!(job["completed_at"].is_string());
 }
@@ -121,7 +158,7 @@ async fn the_job_key_holds_the_job_json_with_a_ttl_of_at_most_job_ttl_secs() {
     app.wait_until_finished(&id).await;
 
     let mut connection = redis.connection().await.unwrap();
-    let key = format!("job:{id}");
+    let key = job_key(&id);
     let ttl: i64 = redis::cmd("TTL")
         .arg(&key)
         .query_async(&mut connection)
@@ -203,7 +240,7 @@ async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
     let kept = app.start_research("Kept", json!(["water"])).await;
     let mut connection = redis.connection().await.unwrap();
     let _: () = redis::cmd("DEL")
-        .arg(format!("job:{gone}"))
+        .arg(job_key(&gone))
         .query_async(&mut connection)
         .await
         .unwrap();
@@ -224,7 +261,7 @@ async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
     assert_eq!(report["backend"], "redis");
     assert_eq!(report["redis_connected"], true);
     let queue: Vec<String> = redis::cmd("LRANGE")
-        .arg("{jobcast}:queue")
+        .arg(QUEUE_KEY)
         .arg(0)
         .arg(-1)
         .query_async(&mut connection)

@@ -220,23 +220,65 @@ async fn without_redis_streams_run_from_the_local_hub() {
 }
 
 #[tokio::test]
-async fn an_idle_stream_gets_keep_alive_comments() {
+async fn an_idle_stream_gets_keep_alive_comments_that_repeat_at_the_interval_on_both_paths() {
+    const COMMENTS: usize = 3;
     let redis = TestRedis::start().await;
     let mut config = test_config(&redis.url());
     config.sse_keepalive_secs = 1;
+    let interval = std::time::Duration::from_secs(config.sse_keepalive_secs);
     let app = spawn_app_with(config).await;
     let id = app.create_external_job().await;
-    let response = app.get(&format!("/api/v4/job/{id}/events")).await;
-    let mut body = response.bytes_stream();
-    let mut seen = String::new();
 
-    while !seen.lines().any(|line| line.starts_with(':')) {
+    // A new connection's first request takes the direct socket path (answered with
+    // `connection: close`); after another request on a kept-alive connection, the axum route.
+    let kept_alive = reqwest::Client::new();
+    for (client, direct) in [(reqwest::Client::new(), true), (kept_alive.clone(), false)] {
+        if !direct {
+            kept_alive.get(app.url("/health")).send().await.unwrap();
+        }
+        let response = client.get(events_url(&app, &id)).send().await.unwrap();
+        assert_eq!(response.headers().contains_key("connection"), direct);
+        let arrivals = keep_alive_arrivals(response, COMMENTS).await;
+
+        let gaps: Vec<_> = arrivals.windows(2).map(|w| w[1] - w[0]).collect();
+        println!("keep-alive gaps (direct: {direct}, interval {interval:?}): {gaps:?}");
+        assert!(
+            gaps.iter()
+                .all(|gap| *gap >= interval / 2 && *gap <= interval * 4),
+            "one comment about every {interval:?}, not a burst (direct: {direct}): {gaps:?}"
+        );
+    }
+}
+
+/// When each of the first `count` keep-alive comments of `response`'s event stream arrived;
+/// panics if an event with data comes first (the stream was meant to be idle).
+async fn keep_alive_arrivals(response: reqwest::Response, count: usize) -> Vec<std::time::Instant> {
+    let mut body = response.bytes_stream();
+    let (mut buffer, mut arrivals) = (String::new(), Vec::new());
+    while arrivals.len() < count {
         let chunk = tokio::time::timeout(PATIENCE, futures::StreamExt::next(&mut body))
             .await
-            .unwrap()
+            .expect("a keep-alive comment in time")
+            .expect("the stream stays open")
             .unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let lines: Vec<&str> = block.lines().filter(|l| !l.is_empty()).collect();
+            if lines.iter().all(|line| line.starts_with(':')) {
+                arrivals.push(std::time::Instant::now());
+            } else if arrivals.is_empty() {
+                // The opening: the retry hint and the snapshot precede the idle time.
+                assert!(
+                    block.starts_with("retry:") || block.contains("event: snapshot"),
+                    "{block}"
+                );
+            } else {
+                panic!("an idle stream sent more than comments: {block}");
+            }
+        }
     }
+    arrivals
 }
 
 #[tokio::test]

@@ -101,7 +101,7 @@ async fn wait_until_all_on_redis(servers: &[ServerProcess]) {
 }
 
 async fn stored(redis: &TestRedis, id: &str) -> Value {
-    let json: String = redis.command(&["GET", &format!("job:{id}")]).await;
+    let json: String = redis.command(&["GET", &job_key(id)]).await;
     serde_json::from_str(&json).unwrap()
 }
 

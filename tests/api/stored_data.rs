@@ -34,12 +34,10 @@ async fn listed_ids(app: &TestApp) -> Vec<String> {
 
 /// Writes `document` under `job:<id>` and indexes it, as an older version or a hand might have.
 async fn plant(redis: &TestRedis, id: &str, document: &str) {
-    let key = format!("job:{id}");
+    let key = job_key(id);
     let _: () = redis.command(&["SET", &key, document, "EX", "600"]).await;
     let score = Timestamp::now().0.timestamp_millis().to_string();
-    let _: () = redis
-        .command(&["ZADD", "{jobcast}:index", &score, id])
-        .await;
+    let _: () = redis.command(&["ZADD", INDEX_KEY, &score, id]).await;
 }
 
 #[tokio::test]
@@ -53,7 +51,7 @@ async fn an_input_with_a_lone_surrogate_or_a_number_beyond_f64_is_422_and_not_st
         assert!(detail.contains("input"), "{input}: {detail}");
     }
 
-    let indexed: usize = redis.command(&["ZCARD", "{jobcast}:index"]).await;
+    let indexed: usize = redis.command(&["ZCARD", INDEX_KEY]).await;
     assert_eq!(indexed, 0, "no job was stored");
     assert!(listed_ids(&app).await.is_empty());
 }

@@ -24,7 +24,7 @@ async fn two_instances_on_one_redis_run_each_job_exactly_once() {
     }
     let mut connection = redis.connection().await.unwrap();
     let leases: usize = redis::cmd("ZCARD")
-        .arg("{jobcast}:leases")
+        .arg(LEASES_KEY)
         .query_async(&mut connection)
         .await
         .unwrap();

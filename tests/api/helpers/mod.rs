@@ -2,6 +2,8 @@
 
 mod app;
 mod browser;
+mod job_shape;
+mod keys;
 mod nginx;
 mod process;
 mod redis;
@@ -9,6 +11,8 @@ mod sse;
 
 pub use app::*;
 pub use browser::*;
+pub use job_shape::*;
+pub use keys::*;
 pub use nginx::*;
 pub use process::*;
 pub use redis::*;

@@ -139,7 +139,7 @@ impl TestRedis {
     /// How many connections subscribe to `job_id`'s channel: an instance subscribes while it
     /// has a watcher of the job.
     pub async fn job_subscribers(&self, job_id: &str) -> i64 {
-        let channel = format!("job:{job_id}");
+        let channel = super::job_channel(job_id);
         self.command::<(String, i64)>(&["PUBSUB", "NUMSUB", &channel])
             .await
             .1
