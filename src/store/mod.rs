@@ -8,7 +8,9 @@ mod redis;
 
 pub use self::failover::Store;
 pub use self::memory::MemoryStore;
-pub use self::redis::{INDEX_KEY, LEASES_KEY, QUEUE_KEY, RedisHealth, RedisStore};
+pub use self::redis::{
+    INDEX_KEY, LEASES_KEY, QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
+};
 
 use crate::job::{Change, Job, JobId, Rejection};
 use listing::{HeadPage, JobPage, ListQuery};

@@ -2,6 +2,7 @@
 
 use crate::helpers::*;
 use jobcast::config::Secret;
+use jobcast::store::REVOKED_SESSION_PREFIX;
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 
@@ -68,7 +69,7 @@ async fn signing_out_on_one_instance_ends_the_session_on_every_instance() {
     );
     let id = cookie.split_once('=').unwrap().1.split('.').next().unwrap();
     let ttl: i64 = redis
-        .command(&["TTL", &format!("{{jobcast}}:revoked:{id}")])
+        .command(&["TTL", &format!("{REVOKED_SESSION_PREFIX}{id}")])
         .await;
     assert!(
         (12 * 3600 - 60..=12 * 3600).contains(&ttl),

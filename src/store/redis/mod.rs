@@ -8,6 +8,7 @@ mod sessions;
 pub use index::INDEX_KEY;
 pub use queue::{LEASES_KEY, QUEUE_KEY};
 pub use recovery::Restored;
+pub use sessions::REVOKED_SESSION_PREFIX;
 
 use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
