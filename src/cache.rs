@@ -7,8 +7,8 @@
 //! down) entries are not trusted and reads go to the store. Entries idle for [`CACHE_IDLE`] are
 //! dropped, which also ends their subscriptions.
 
-use crate::hub::{JobEvent, Subscription};
-use crate::job::{JobId, Timestamp};
+use crate::hub::Subscription;
+use crate::job::{JobEvent, JobId, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;

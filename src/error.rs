@@ -3,6 +3,7 @@
 use crate::job::Rejection;
 use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
+use crate::watch::WatchError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{StatusCode, header};
@@ -107,6 +108,15 @@ impl From<StoreError> for ApiError {
             StoreError::Full => Self::MemoryFull,
             corrupt @ StoreError::Corrupt(_) => Self::CorruptJob(corrupt),
             other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<WatchError> for ApiError {
+    fn from(error: WatchError) -> Self {
+        match error {
+            WatchError::NotFound => Self::JobNotFound,
+            WatchError::Store(error) => error.into(),
         }
     }
 }

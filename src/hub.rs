@@ -4,10 +4,10 @@
 //! needs: a job's channel is subscribed when its first local watcher arrives and unsubscribed when
 //! the last one leaves, so each instance receives only the updates its own clients watch.
 
-use crate::job::{Job, JobId, JobStatus, Timestamp};
-use crate::sink::{FanoutWrites, Sink};
-use crate::watch::Frame;
-use bytes::Bytes;
+use crate::config::FanoutWrites;
+use crate::job::{Frame, Job, JobEvent, JobId};
+use crate::sink::Sink;
+use crate::store::Publisher;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -19,45 +19,6 @@ use tokio::sync::{broadcast, mpsc, watch};
 /// Progress is latest-wins: every event carries the job's full state, so skipping loses nothing a
 /// subscriber needs, and a client that stops reading costs at most this many shared events.
 pub const SUBSCRIBER_BUFFER: usize = 16;
-
-/// One change of one job, serialised once and shared by every subscriber.
-#[derive(Clone, Debug)]
-pub struct JobEvent {
-    pub job_id: JobId,
-    pub seq: u64,
-    pub status: JobStatus,
-    /// When the job's key expires (every change renews it).
-    pub expires_at: Timestamp,
-    /// The full job JSON, as served by `GET /api/v4/job/{id}`.
-    pub json: Bytes,
-    /// This change framed for each stream, made by the first subscriber that needs it and
-    /// shared by all the others.
-    pub frames: Arc<Frames>,
-}
-
-/// A change's SSE event and WebSocket message, built at most once each.
-#[derive(Debug, Default)]
-pub struct Frames {
-    pub sse: OnceLock<Bytes>,
-    /// The SSE event as one HTTP/1.1 chunk, for streams served straight on the socket.
-    pub sse_chunk: OnceLock<Bytes>,
-    pub websocket: OnceLock<Bytes>,
-    /// The WebSocket message as one frame on the wire, for sockets served directly.
-    pub websocket_frame: OnceLock<Bytes>,
-}
-
-impl From<&Job> for JobEvent {
-    fn from(job: &Job) -> Self {
-        Self {
-            job_id: job.job_id,
-            seq: job.seq,
-            status: job.status,
-            expires_at: job.expires_at,
-            json: Bytes::from(job.to_json()),
-            frames: Arc::default(),
-        }
-    }
-}
 
 /// How many events a watcher of every job may fall behind before it skips ahead.
 pub const ALL_JOBS_BUFFER: usize = 256;
@@ -166,10 +127,12 @@ impl Hub {
         }
         Some(SinkGuard { sinks, sink })
     }
+}
 
+impl Publisher for Hub {
     /// Publishes `job`'s new state to this instance's watchers of it and of every job,
     /// serialising it only when someone listens (the memory store's write path).
-    pub fn publish_job(&self, job: &Job) {
+    fn publish_job(&self, job: &Job) {
         let (for_job, for_all) = (self.is_watched(job.job_id), self.is_watching_all());
         if !(for_job || for_all) {
             return;
@@ -182,7 +145,9 @@ impl Hub {
             self.publish(event);
         }
     }
+}
 
+impl Hub {
     /// Delivers `event` to this instance's watchers of every job, if there are any.
     pub fn publish_to_all(&self, event: JobEvent) {
         if let Some(topic) = &*self.shared.all.lock().expect("hub lock poisoned") {
@@ -449,6 +414,8 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::{JobStatus, Timestamp};
+    use bytes::Bytes;
 
     fn event(job_id: JobId, seq: u64) -> JobEvent {
         JobEvent {

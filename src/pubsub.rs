@@ -9,8 +9,8 @@
 //! with capped exponential backoff, resubscribes, and re-reads the stored state of every watched
 //! job, so a watcher never misses a terminal state published while the relay was away.
 
-use crate::hub::{Hub, Interest, JobEvent};
-use crate::job::{JobId, JobStatus, Timestamp};
+use crate::hub::{Hub, Interest};
+use crate::job::{JobEvent, JobId, JobStatus, Timestamp};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
 use futures::StreamExt;

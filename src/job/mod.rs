@@ -1,11 +1,15 @@
-//! The job record as stored and served: ids, statuses, timestamps and the state machine.
+//! The job record as stored and served: ids, statuses, timestamps and the state machine, and
+//! the vocabulary of a change that every layer above shares ([`event`], [`wire`]).
 
 mod change;
+pub mod event;
 mod merge;
 pub mod payload;
 mod timestamp;
+pub mod wire;
 
 pub use change::{Change, Outcome, Rejection};
+pub use event::{Frame, FrameKind, Frames, JobEvent};
 pub use merge::Superseded;
 pub use timestamp::Timestamp;
 

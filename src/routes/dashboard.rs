@@ -3,8 +3,8 @@
 use crate::auth::{self, Admin, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::hub::{AllJobsSubscription, JobEvent};
-use crate::job::JobStatus;
+use crate::hub::AllJobsSubscription;
+use crate::job::{JobEvent, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};

@@ -5,8 +5,7 @@ use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
-use crate::hub::JobEvent;
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp, payload};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobEvent, JobId, Timestamp, payload};
 use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
@@ -153,7 +152,7 @@ async fn long_poll(
     seq: u64,
     limit: Duration,
 ) -> Result<Response, ApiError> {
-    let mut watch = match watch::start(state, job_id, Some(seq)).await? {
+    let mut watch = match watch::start(&state.hub, &state.store, job_id, Some(seq)).await? {
         WatchStart::AlreadyFinal(event) => return Ok(event_response(&event, StatusCode::OK)),
         WatchStart::Streaming(watch) => watch,
     };

@@ -4,6 +4,7 @@ use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::job::JobId;
+use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, retry_hint};
 use crate::state::AppState;
 use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
@@ -19,21 +20,6 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
-
-/// The reconnect delay suggested to clients, before jitter, in milliseconds.
-pub const SSE_RETRY_BASE_MS: u64 = 1_000;
-/// Up to this much random delay is added per stream, so a restart's reconnects are spread out.
-pub const SSE_RETRY_JITTER_MS: u64 = 2_000;
-
-/// The comment sent on a stream that has been quiet for `SSE_KEEPALIVE_SECS`.
-pub const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
-
-/// The response headers of every event stream, whichever way it is served.
-pub const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-];
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v4/job/{job_id}/events", get(job_events))
@@ -83,7 +69,7 @@ pub async fn open(
     job_id: JobId,
     resume_from: Option<u64>,
 ) -> Result<Option<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
-    let watch = match watch::start(state, job_id, resume_from).await? {
+    let watch = match watch::start(&state.hub, &state.store, job_id, resume_from).await? {
         WatchStart::AlreadyFinal(_) => return Ok(None),
         WatchStart::Streaming(watch) => watch,
     };
@@ -110,12 +96,6 @@ fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Byt
         Some((bytes, feed))
     });
     hint.chain(frames)
-}
-
-/// The `retry:` field every stream starts with: the reconnect delay, jittered per stream.
-pub fn retry_hint() -> Bytes {
-    let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
-    Bytes::from(format!("retry: {retry}\n\n"))
 }
 
 /// A watch and its keep-alive timer.

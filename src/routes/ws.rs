@@ -3,8 +3,9 @@
 use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
+use crate::job::Frame;
 use crate::state::AppState;
-use crate::watch::{self, Frame, JobWatch, WatchStart};
+use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
@@ -14,8 +15,8 @@ use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The largest frame a client may send (it has nothing to say; this bounds what it can make us read).
-pub const WS_MAX_MESSAGE_BYTES: usize = 4 * 1024;
+/// The largest frame a client may send, shared with the direct path.
+pub use crate::job::wire::WS_MAX_MESSAGE_BYTES;
 
 /// The socket's read buffer. A client only sends pongs and close frames, and the protocol layer
 /// zero-fills this buffer before every read attempt: its default of 128 KiB cost more CPU than
@@ -40,7 +41,7 @@ async fn job_socket(
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
     let resume_from = watch::resume_point(query.last_seq.as_deref());
-    let start = watch::start(&state, job_id, resume_from).await?;
+    let start = watch::start(&state.hub, &state.store, job_id, resume_from).await?;
     let shutdown = state.shutdown.clone();
     let ping_every = Duration::from_secs(state.config.ws_ping_secs);
     Ok(upgrade

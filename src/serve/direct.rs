@@ -10,11 +10,11 @@
 use super::sniff::EventsRequest;
 use crate::client_addr::{Forwarding, client_addr};
 use crate::error::ApiError;
+use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, http_chunk, retry_hint};
 use crate::rate_limit::Limit;
-use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart, http_chunk};
+use crate::watch::{self, JobWatch, WatchStart};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::io;
@@ -45,13 +45,19 @@ pub async fn serve_events(
     if let Err(error) = admit_stream(&state, peer, &request.forwarding) {
         return write_response(stream, error.into_response()).await;
     }
-    let started = watch::start(&state, request.job_id, request.resume_from).await;
+    let started = watch::start(
+        &state.hub,
+        &state.store,
+        request.job_id,
+        request.resume_from,
+    )
+    .await;
     let mut watch = match started {
         Ok(WatchStart::Streaming(watch)) => watch,
         Ok(WatchStart::AlreadyFinal(_)) => {
             return write_response(stream, StatusCode::NO_CONTENT.into_response()).await;
         }
-        Err(error) => return write_response(stream, error.into_response()).await,
+        Err(error) => return write_response(stream, ApiError::from(error).into_response()).await,
     };
     let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
@@ -82,7 +88,7 @@ async fn stream_changes(
 ) -> io::Result<()> {
     let sink = Sink::new(socket.clone(), Encoding::Sse, watch.last_seq());
     let mut opening = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
-    opening.extend_from_slice(&http_chunk(&sse::retry_hint()));
+    opening.extend_from_slice(&http_chunk(&retry_hint()));
     let mut finished = false;
     if let Some(snapshot) = watch.take_snapshot() {
         opening.extend_from_slice(&snapshot.sse_chunk());
@@ -95,7 +101,7 @@ async fn stream_changes(
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(()); // the server is stopping
     };
-    if sink.catch_up(watch).await? {
+    if sink.catch_up(watch.take_received()).await? {
         return Ok(());
     }
     let every = Duration::from_secs(state.config.sse_keepalive_secs);
@@ -122,7 +128,7 @@ async fn stream_changes(
             }
             _ = keep_alive.tick() => {
                 if !sink.take_wrote() {
-                    sink.write_own(&http_chunk(sse::KEEP_ALIVE_COMMENT)).await?;
+                    sink.write_own(&http_chunk(KEEP_ALIVE_COMMENT)).await?;
                 }
             }
         }

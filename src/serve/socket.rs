@@ -6,10 +6,11 @@
 
 use super::direct;
 use super::sniff::SocketRequest;
-use crate::routes::ws::WS_MAX_MESSAGE_BYTES;
+use crate::error::ApiError;
+use crate::job::wire::{WS_MAX_MESSAGE_BYTES, on_the_wire};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart, on_the_wire};
+use crate::watch::{self, JobWatch, WatchStart};
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
@@ -46,9 +47,17 @@ pub async fn serve_socket(
     if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
         return direct::write_response(stream, error.into_response()).await;
     }
-    let started = match watch::start(&state, request.job_id, request.resume_from).await {
+    let started = watch::start(
+        &state.hub,
+        &state.store,
+        request.job_id,
+        request.resume_from,
+    );
+    let started = match started.await {
         Ok(started) => started,
-        Err(error) => return direct::write_response(stream, error.into_response()).await,
+        Err(error) => {
+            return direct::write_response(stream, ApiError::from(error).into_response()).await;
+        }
     };
     let accept = tungstenite::handshake::derive_accept_key(request.key.as_bytes());
     let handshake = format!(
@@ -103,7 +112,7 @@ async fn changes(
     let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
         return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
     };
-    if sink.catch_up(watch).await? {
+    if sink.catch_up(watch.take_received()).await? {
         return Ok(finished);
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);

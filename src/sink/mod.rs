@@ -13,18 +13,23 @@ mod batch;
 #[cfg(target_os = "linux")]
 mod uring;
 
-pub use batch::{FANOUT_BATCH, FanoutWrites, write_to_all};
+/// How publishers write (configured by `FANOUT_WRITES`), where the sinks' users look for it.
+pub use crate::config::FanoutWrites;
+pub use batch::write_to_all;
 #[cfg(target_os = "linux")]
 pub use uring::{probe as probe_io_uring, send_each};
 
-use crate::hub::JobEvent;
-use crate::watch::{Frame, JobWatch};
+use crate::job::{Frame, JobEvent};
 use bytes::Bytes;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+/// How many sockets one batch writes: the io_uring submission size, and how many sinks a
+/// publisher holds at once (their tasks wait for the batch before writing themselves).
+pub const FANOUT_BATCH: usize = 256;
 
 /// How a direct stream frames a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,10 +261,10 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes, as the task, the changes `watch` received since its snapshot; whether the final
-    /// state was among them.
-    pub async fn catch_up(&self, watch: &mut JobWatch) -> io::Result<bool> {
-        while let Some(frame) = watch.try_next() {
+    /// Writes, as the task, the `changes` its stream received since its snapshot; whether the
+    /// final state was among them.
+    pub async fn catch_up(&self, changes: impl Iterator<Item = Frame>) -> io::Result<bool> {
+        for frame in changes {
             self.write_frame(&frame).await?;
             if frame.is_final() {
                 return Ok(true);

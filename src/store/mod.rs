@@ -17,6 +17,13 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+/// Where the memory store's own changes go: this instance's local fan-out (the hub implements
+/// it). Redis publishes the changes it stores itself.
+pub trait Publisher: Send + Sync {
+    /// Delivers `job`'s new state to this instance's watchers of it.
+    fn publish_job(&self, job: &Job);
+}
+
 /// Why a store operation did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
