@@ -49,7 +49,7 @@ impl JobCache {
             entries.remove(&job_id);
             return None;
         }
-        if let Some(newer) = entry.subscription.try_newest()
+        if let Some(newer) = entry.subscription.newest()
             && newer.seq > entry.event.seq
         {
             entry.event = newer;

@@ -337,13 +337,9 @@ impl Subscription {
         self.job_id
     }
 
-    /// The newest event already received, without waiting; `None` when there is none.
-    pub fn try_newest(&mut self) -> Option<JobEvent> {
-        self.newest()
-    }
-
-    /// Drains what is buffered and keeps the last, after a lag.
-    fn newest(&mut self) -> Option<JobEvent> {
+    /// The newest event already received, without waiting (what is buffered is drained, the
+    /// last kept); `None` when there is none.
+    pub fn newest(&mut self) -> Option<JobEvent> {
         let mut newest = None;
         loop {
             match self.receiver.try_recv() {

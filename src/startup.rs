@@ -7,7 +7,7 @@ use crate::hub::Hub;
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
 use crate::state::AppState;
-use crate::store::{JobStore, MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::{pubsub, serve, worker};
 use anyhow::Context;
 use redis::aio::ConnectionManagerConfig;
@@ -204,9 +204,8 @@ async fn purge_periodically(state: AppState) {
             _ = state.shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Ok(purged) = state.store.purge_expired().await {
-            tracing::debug!(purged, "expired jobs purged from memory");
-        }
+        let purged = state.store.purge_expired().await;
+        tracing::debug!(purged, "expired jobs purged from memory");
         if let Err(error) = state.store.write_back_revocations().await {
             tracing::debug!(%error, "signed-out sessions not yet written to Redis");
         }

@@ -230,7 +230,17 @@ impl JobStore for MemoryStore {
         }
     }
 
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        collect_page(query, |after, count| {
+            std::future::ready(Ok(self.read_index(after, count)))
+        })
+        .await
+    }
+}
+
+impl MemoryStore {
+    /// Removes jobs whose TTL has run out (and their index entries); how many.
+    pub fn purge_expired(&self) -> usize {
         let mut state = self.lock();
         let now = Instant::now();
         let mut purged = 0;
@@ -241,18 +251,9 @@ impl JobStore for MemoryStore {
             state.remove(id);
             purged += 1;
         }
-        Ok(purged)
+        purged
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
-        collect_page(query, |after, count| {
-            std::future::ready(Ok(self.read_index(after, count)))
-        })
-        .await
-    }
-}
-
-impl MemoryStore {
     /// Up to `count` index entries strictly after `after` (newest first), with their live jobs.
     fn read_index(&self, after: Option<Cursor>, count: usize) -> Vec<(Cursor, Option<Job>)> {
         let state = self.lock();
@@ -384,7 +385,7 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(store.get(job.job_id).await.unwrap().is_none());
-        assert_eq!(store.purge_expired().await.unwrap(), 1);
+        assert_eq!(store.purge_expired(), 1);
         assert_eq!(store.purge_orphans().await.unwrap(), 1);
     }
 

@@ -76,8 +76,6 @@ pub trait JobStore {
         id: JobId,
         change: Change,
     ) -> impl Future<Output = Result<Job, StoreError>> + Send;
-    /// Removes jobs whose TTL has run out (and their index entries); how many.
-    fn purge_expired(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// A page of jobs, newest first.
     fn list(&self, query: &ListQuery) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
 }

@@ -123,7 +123,7 @@ impl Store {
 
     /// Purges expired jobs and stale queue and lease entries.
     pub async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
-        let purged_jobs = self.shared.memory.purge_expired().await?;
+        let purged_jobs = self.shared.memory.purge_expired();
         let pruned_index = match self.is_degraded() {
             true => 0, // the memory store's index went with the jobs it purged
             false => self.shared.redis.prune_index().await?,
@@ -132,6 +132,17 @@ impl Store {
             purged_jobs,
             purged_index_entries: self.purge_orphans().await? + pruned_index,
         })
+    }
+
+    /// Removes expired jobs from memory and prunes the Redis job index; how many jobs.
+    pub async fn purge_expired(&self) -> usize {
+        if !self.is_degraded()
+            && let Err(error) = self.shared.redis.prune_index().await
+        {
+            tracing::debug!(%error, "pruning the Redis job index failed");
+        }
+        // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
+        self.shared.memory.purge_expired()
     }
 
     /// Whether Redis answers a PING right now.
@@ -255,16 +266,6 @@ impl JobStore for Store {
             async |memory| memory.list(query).await,
         )
         .await
-    }
-
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
-        if !self.is_degraded()
-            && let Err(error) = self.shared.redis.prune_index().await
-        {
-            tracing::debug!(%error, "pruning the Redis job index failed");
-        }
-        // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
-        self.shared.memory.purge_expired().await
     }
 }
 

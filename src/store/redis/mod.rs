@@ -265,12 +265,6 @@ impl JobStore for RedisStore {
         }
     }
 
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
-        // Redis expires job keys by itself; only index entries are left to prune.
-        self.prune_index().await?;
-        Ok(0)
-    }
-
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
         self.list_page(query).await
     }
