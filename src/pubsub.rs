@@ -9,7 +9,7 @@
 //! with capped exponential backoff, resubscribes, and re-reads the stored state of every watched
 //! job, so a watcher never misses a terminal state published while the relay was away.
 
-use crate::hub::{Hub, Interest};
+use crate::hub::{Hub, Interest, Scope};
 use crate::job::{JobEvent, JobId, JobStatus, Timestamp};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
@@ -133,17 +133,21 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let watched = self.hub.watched();
-        for &job_id in &watched {
-            if self.subscribe(&mut sink, job_id).await.is_err() {
+        for &scope in &watched {
+            if self.subscribe(&mut sink, scope).await.is_err() {
                 return SessionEnd::ConnectionLost;
             }
         }
-        if self.hub.is_watching_all() && self.subscribe_all(&mut sink).await.is_err() {
-            return SessionEnd::ConnectionLost;
-        }
         self.health.set(true);
-        info!(watched = watched.len(), "redis pub/sub connected");
-        self.repair(&watched).await;
+        let jobs: Vec<JobId> = watched
+            .into_iter()
+            .filter_map(|scope| match scope {
+                Scope::Job(job_id) => Some(job_id),
+                Scope::All => None,
+            })
+            .collect();
+        info!(watched = jobs.len(), "redis pub/sub connected");
+        self.repair(&jobs).await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
@@ -153,13 +157,8 @@ impl Relay {
                 },
                 change = interest.recv() => {
                     let applied = match change {
-                        Some(Interest::Watch(job_id)) => self.subscribe(&mut sink, job_id).await,
-                        Some(Interest::Unwatch(job_id)) => self.unsubscribe(&mut sink, job_id).await,
-                        Some(Interest::WatchAll) => self.subscribe_all(&mut sink).await,
-                        Some(Interest::UnwatchAll) if !self.hub.is_watching_all() => {
-                            sink.punsubscribe(ALL_JOBS_PATTERN).await
-                        }
-                        Some(Interest::UnwatchAll) => Ok(()),
+                        Some(Interest::Watch(scope)) => self.subscribe(&mut sink, scope).await,
+                        Some(Interest::Unwatch(scope)) => self.unsubscribe(&mut sink, scope).await,
                         None => return SessionEnd::Shutdown,
                     };
                     if applied.is_err() {
@@ -170,24 +169,25 @@ impl Relay {
         }
     }
 
-    async fn subscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
-        sink.subscribe(job_id.channel()).await?;
-        self.hub.set_relayed(job_id, true);
+    /// Subscribes to `scope`'s channel (every job's: the pattern) and marks it relayed.
+    async fn subscribe(&self, sink: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
+        match scope {
+            Scope::Job(job_id) => sink.subscribe(job_id.channel()).await?,
+            Scope::All => sink.psubscribe(ALL_JOBS_PATTERN).await?,
+        }
+        self.hub.set_relayed(scope, true);
         Ok(())
     }
 
-    async fn subscribe_all(&self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
-        sink.psubscribe(ALL_JOBS_PATTERN).await?;
-        self.hub.set_all_relayed(true);
-        Ok(())
-    }
-
-    async fn unsubscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
+    async fn unsubscribe(&self, sink: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
         // A watcher may have come back since the last one left: then the channel is still needed.
-        if self.hub.is_watched(job_id) {
+        if self.hub.is_watched(scope) {
             return Ok(());
         }
-        sink.unsubscribe(job_id.channel()).await
+        match scope {
+            Scope::Job(job_id) => sink.unsubscribe(job_id.channel()).await,
+            Scope::All => sink.punsubscribe(ALL_JOBS_PATTERN).await,
+        }
     }
 
     /// Publishes the stored state of each job locally; subscribers drop what they already have.

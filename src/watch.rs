@@ -2,10 +2,11 @@
 //!
 //! Subscribe first, then read the stored snapshot, then forward only events newer than what was
 //! sent. Every frame carries the job's full state, so the newest frame repairs any gap and the
-//! store stays the source of truth for clients that come back.
+//! store stays the source of truth for clients that come back. Every reader of live state (a
+//! stream, a long-poll, the poll cache, the dashboard) starts this way, through [`subscribe`].
 
-use crate::hub::{Hub, Subscription};
-use crate::job::{Frame, JobEvent, JobId};
+use crate::hub::{Hub, Scope, Subscription};
+use crate::job::{Frame, Job, JobEvent, JobId};
 use crate::store::{JobStore, Store, StoreError};
 use std::time::Duration;
 
@@ -24,6 +25,48 @@ pub enum WatchError {
     Store(#[from] StoreError),
 }
 
+/// Subscribes to `scope`, then waits (at most `wait`) until its changes reach this instance:
+/// the first step of every start. Whether they do; never while the store is degraded (changes
+/// are published here then, there is no Redis subscription to await) or when `wait` is `None`.
+pub async fn subscribe(
+    hub: &Hub,
+    store: &Store,
+    scope: impl Into<Scope>,
+    wait: Option<Duration>,
+) -> (Subscription, bool) {
+    let mut subscription = hub.subscribe(scope);
+    let relayed = match wait {
+        Some(wait) if !store.is_degraded() => subscription.relayed(wait).await,
+        _ => false,
+    };
+    (subscription, relayed)
+}
+
+/// A job's stored state, read after its subscription began (see [`subscribe_and_read`]).
+pub struct Opened {
+    /// Receives every change after `job`.
+    pub subscription: Subscription,
+    pub job: Job,
+    /// Whether the job's changes reach this instance through the relay.
+    pub relayed: bool,
+}
+
+/// [`subscribe`] to `job_id`, then read its stored state: no change after it can be missed.
+pub async fn subscribe_and_read(
+    hub: &Hub,
+    store: &Store,
+    job_id: JobId,
+    wait: Option<Duration>,
+) -> Result<Opened, WatchError> {
+    let (subscription, relayed) = subscribe(hub, store, job_id, wait).await;
+    let job = store.get(job_id).await?.ok_or(WatchError::NotFound)?;
+    Ok(Opened {
+        subscription,
+        job,
+        relayed,
+    })
+}
+
 /// How a watch begins.
 pub enum WatchStart {
     /// Frames follow.
@@ -34,6 +77,7 @@ pub enum WatchStart {
 
 /// A live watch of one job.
 pub struct JobWatch {
+    job_id: JobId,
     subscription: Subscription,
     /// The snapshot, when the client needs one.
     snapshot: Option<Frame>,
@@ -58,12 +102,9 @@ pub async fn start(
     job_id: JobId,
     resume_from: Option<u64>,
 ) -> Result<WatchStart, WatchError> {
-    let mut subscription = hub.subscribe(job_id);
-    if !store.is_degraded() {
-        // While degraded, changes are published locally: there is no Redis subscription to await.
-        subscription.relayed(RELAY_WAIT).await;
-    }
-    let job = store.get(job_id).await?.ok_or(WatchError::NotFound)?;
+    let Opened {
+        subscription, job, ..
+    } = subscribe_and_read(hub, store, job_id, Some(RELAY_WAIT)).await?;
     let current = JobEvent::from(&job);
     let up_to_date = resume_from == Some(job.seq);
     if up_to_date && job.status.is_terminal() {
@@ -71,6 +112,7 @@ pub async fn start(
     }
     let snapshot = (!up_to_date).then(|| Frame::snapshot(current));
     Ok(WatchStart::Streaming(JobWatch {
+        job_id,
         subscription,
         snapshot,
         last_seq: job.seq,
@@ -110,7 +152,7 @@ impl JobWatch {
 
     /// The job this watch follows.
     pub fn job_id(&self) -> JobId {
-        self.subscription.job_id()
+        self.job_id
     }
 
     /// The seq of the newest state the client has, or is about to get.

@@ -129,18 +129,11 @@ async fn current_state(state: &AppState, job_id: JobId) -> Result<JobEvent, ApiE
     if let Some(event) = state.cache.get(job_id) {
         return Ok(event);
     }
-    let mut subscription = state.hub.subscribe(job_id);
-    let relayed = !state.store.is_degraded()
-        && state.relay.is_connected()
-        && subscription.relayed(CACHE_SUBSCRIBE_WAIT).await;
-    let job = state
-        .store
-        .get(job_id)
-        .await?
-        .ok_or(ApiError::JobNotFound)?;
-    let event = JobEvent::from(&job);
-    if relayed {
-        state.cache.insert(subscription, event.clone());
+    let wait = state.relay.is_connected().then_some(CACHE_SUBSCRIBE_WAIT);
+    let opened = watch::subscribe_and_read(&state.hub, &state.store, job_id, wait).await?;
+    let event = JobEvent::from(&opened.job);
+    if opened.relayed {
+        state.cache.insert(opened.subscription, event.clone());
     }
     Ok(event)
 }
