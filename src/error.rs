@@ -1,9 +1,9 @@
 //! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
 
+use crate::follow::FollowError;
 use crate::job::Rejection;
 use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
-use crate::watch::WatchError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{StatusCode, header};
@@ -112,11 +112,11 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<WatchError> for ApiError {
-    fn from(error: WatchError) -> Self {
+impl From<FollowError> for ApiError {
+    fn from(error: FollowError) -> Self {
         match error {
-            WatchError::NotFound => Self::JobNotFound,
-            WatchError::Store(error) => error.into(),
+            FollowError::NotFound => Self::JobNotFound,
+            FollowError::Store(error) => error.into(),
         }
     }
 }

@@ -102,9 +102,10 @@ impl Relay {
             match connected {
                 Ok(pubsub) => {
                     backoff = RECONNECT_MIN;
-                    let (sink, stream) = pubsub.split();
-                    if let SessionEnd::Shutdown =
-                        self.session(sink, stream, &mut interest, &shutdown).await
+                    let (requests, messages) = pubsub.split();
+                    if let SessionEnd::Shutdown = self
+                        .session(requests, messages, &mut interest, &shutdown)
+                        .await
                     {
                         return;
                     }
@@ -127,14 +128,14 @@ impl Relay {
     /// Serves one connection: resubscribe, repair, then relay messages and interest changes.
     async fn session(
         &self,
-        mut sink: PubSubSink,
-        mut stream: PubSubStream,
+        mut requests: PubSubSink,
+        mut messages: PubSubStream,
         interest: &mut mpsc::UnboundedReceiver<Interest>,
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let watched = self.hub.watched();
         for &scope in &watched {
-            if self.subscribe(&mut sink, scope).await.is_err() {
+            if self.subscribe(&mut requests, scope).await.is_err() {
                 return SessionEnd::ConnectionLost;
             }
         }
@@ -151,14 +152,14 @@ impl Relay {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
-                message = stream.next() => match message {
+                message = messages.next() => match message {
                     Some(message) => self.relay(message.get_payload_bytes(), message.from_pattern()),
                     None => return SessionEnd::ConnectionLost,
                 },
                 change = interest.recv() => {
                     let applied = match change {
-                        Some(Interest::Watch(scope)) => self.subscribe(&mut sink, scope).await,
-                        Some(Interest::Unwatch(scope)) => self.unsubscribe(&mut sink, scope).await,
+                        Some(Interest::Watch(scope)) => self.subscribe(&mut requests, scope).await,
+                        Some(Interest::Unwatch(scope)) => self.unsubscribe(&mut requests, scope).await,
                         None => return SessionEnd::Shutdown,
                     };
                     if applied.is_err() {
@@ -170,23 +171,23 @@ impl Relay {
     }
 
     /// Subscribes to `scope`'s channel (every job's: the pattern) and marks it relayed.
-    async fn subscribe(&self, sink: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
+    async fn subscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
         match scope {
-            Scope::Job(job_id) => sink.subscribe(job_id.channel()).await?,
-            Scope::All => sink.psubscribe(ALL_JOBS_PATTERN).await?,
+            Scope::Job(job_id) => requests.subscribe(job_id.channel()).await?,
+            Scope::All => requests.psubscribe(ALL_JOBS_PATTERN).await?,
         }
         self.hub.set_relayed(scope, true);
         Ok(())
     }
 
-    async fn unsubscribe(&self, sink: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
+    async fn unsubscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
         // A watcher may have come back since the last one left: then the channel is still needed.
         if self.hub.is_watched(scope) {
             return Ok(());
         }
         match scope {
-            Scope::Job(job_id) => sink.unsubscribe(job_id.channel()).await,
-            Scope::All => sink.punsubscribe(ALL_JOBS_PATTERN).await,
+            Scope::Job(job_id) => requests.unsubscribe(job_id.channel()).await,
+            Scope::All => requests.punsubscribe(ALL_JOBS_PATTERN).await,
         }
     }
 

@@ -3,12 +3,12 @@
 use crate::auth::{self, Admin, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
+use crate::follow::{self, RELAY_WAIT};
 use crate::hub::{Scope, Subscription};
 use crate::job::{JobEvent, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
-use crate::watch::{self, RELAY_WAIT};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -132,7 +132,7 @@ fn summary(job: &crate::job::Job) -> Option<Value> {
 /// `failed`), each with the full job JSON. Lists are fetched separately; this only adds changes.
 async fn all_job_events(_: Admin, State(state): State<AppState>) -> Response {
     let (subscription, _) =
-        watch::subscribe(&state.hub, &state.store, Scope::All, Some(RELAY_WAIT)).await;
+        follow::subscribe(&state.hub, &state.store, Scope::All, Some(RELAY_WAIT)).await;
     let events = stream::unfold(subscription, |mut subscription: Subscription| async move {
         let event = subscription.next().await?;
         Some((Ok::<_, Infallible>(sse_event(&event)), subscription))

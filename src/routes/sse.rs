@@ -3,10 +3,10 @@
 use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
+use crate::follow::{self, Follower, Started};
 use crate::job::JobId;
 use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, retry_hint};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -47,7 +47,7 @@ async fn job_events(
     let header = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    let resume_from = watch::resume_point(header.or(query.last_event_id.as_deref()));
+    let resume_from = follow::resume_point(header.or(query.last_event_id.as_deref()));
     let Some(events) = open(&state, job_id, resume_from).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -63,30 +63,30 @@ async fn job_events(
 
 /// Opens `job_id`'s events for a client that has state `resume_from`: the bytes to send, or
 /// `None` when the client already has the final state. The stream ends after the final frame,
-/// and at shutdown (`Hub::close` ends the watch).
+/// and at shutdown (`Hub::close` ends the follower).
 pub async fn open(
     state: &AppState,
     job_id: JobId,
     resume_from: Option<u64>,
 ) -> Result<Option<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
-    let watch = match watch::start(&state.hub, &state.store, job_id, resume_from).await? {
-        WatchStart::AlreadyFinal(_) => return Ok(None),
-        WatchStart::Streaming(watch) => watch,
+    let follower = match follow::start(&state.hub, &state.store, job_id, resume_from).await? {
+        Started::AlreadyFinal(_) => return Ok(None),
+        Started::Streaming(follower) => follower,
     };
     let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs);
-    Ok(Some(event_stream(watch, keep_alive)))
+    Ok(Some(event_stream(follower, keep_alive)))
 }
 
-/// A `retry:` hint, then the watch's frames, with a keep-alive comment whenever the stream has
+/// A `retry:` hint, then the follower's frames, with a keep-alive comment whenever the stream has
 /// been quiet for `keep_alive`. Each change's bytes are shared by every subscriber.
 ///
 /// The keep-alive timer is not re-armed per frame (that would cost a timer-wheel update per
 /// delivery): when it fires, it checks when the last frame went out and sleeps again if that was
 /// recent.
-fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Bytes> {
+fn event_stream(follower: Follower, keep_alive: Duration) -> impl Stream<Item = Bytes> {
     let hint = stream::once(async move { retry_hint() });
     let feed = Feed {
-        watch,
+        follower,
         keep_alive,
         quiet: Box::pin(tokio::time::sleep(keep_alive)),
         last_sent: Instant::now(),
@@ -98,9 +98,9 @@ fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Byt
     hint.chain(frames)
 }
 
-/// A watch and its keep-alive timer.
+/// A follower and its keep-alive timer.
 struct Feed {
-    watch: JobWatch,
+    follower: Follower,
     keep_alive: Duration,
     quiet: Pin<Box<Sleep>>,
     last_sent: Instant,
@@ -112,7 +112,7 @@ impl Feed {
         loop {
             tokio::select! {
                 biased; // a ready frame is sent without looking at the timer
-                frame = self.watch.next() => {
+                frame = self.follower.next() => {
                     self.last_sent = Instant::now();
                     return Some(frame?.sse());
                 }

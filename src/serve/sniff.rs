@@ -6,8 +6,8 @@
 //! with the same semantics and its full error handling.
 
 use crate::client_addr::Forwarding;
+use crate::follow;
 use crate::job::JobId;
-use crate::watch;
 
 /// The most headers a request the sniffer takes may carry.
 pub const SNIFF_MAX_HEADERS: usize = 32;
@@ -16,7 +16,7 @@ pub const SNIFF_MAX_HEADERS: usize = 32;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Direct {
     Events(EventsRequest),
-    Socket(SocketRequest),
+    WebSocket(WebSocketRequest),
 }
 
 /// A request for a job's events.
@@ -31,7 +31,7 @@ pub struct EventsRequest {
 
 /// A WebSocket upgrade for a job's changes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SocketRequest {
+pub struct WebSocketRequest {
     pub job_id: JobId,
     /// From `?last_seq=`.
     pub resume_from: Option<u64>,
@@ -77,7 +77,7 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
             };
             Some(Direct::Events(EventsRequest {
                 job_id,
-                resume_from: watch::resume_point(last_event_id.as_deref()),
+                resume_from: follow::resume_point(last_event_id.as_deref()),
                 forwarding,
             }))
         }
@@ -93,9 +93,9 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
                 return None;
             }
             let last_seq = single_query_value(query, "last_seq").ok()?;
-            Some(Direct::Socket(SocketRequest {
+            Some(Direct::WebSocket(WebSocketRequest {
                 job_id,
-                resume_from: watch::resume_point(last_seq.as_deref()),
+                resume_from: follow::resume_point(last_seq.as_deref()),
                 key: key.trim().to_owned(),
                 forwarding,
             }))
@@ -137,9 +137,9 @@ mod tests {
         }
     }
 
-    fn sniff_socket(head: &str) -> Option<SocketRequest> {
+    fn sniff_websocket(head: &str) -> Option<WebSocketRequest> {
         match super::sniff(head.as_bytes()) {
-            Some(Direct::Socket(request)) => Some(request),
+            Some(Direct::WebSocket(request)) => Some(request),
             _ => None,
         }
     }
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn a_websocket_upgrade_is_taken_with_its_key_and_resume_point() {
         let upgrade = "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
-        let request = sniff_socket(&format!(
+        let request = sniff_websocket(&format!(
             "GET /api/v4/job/{ID}/ws?last_seq=4 HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n"
         ))
         .unwrap();
@@ -161,7 +161,7 @@ mod tests {
             ),
             format!("GET /api/v4/job/{ID}/ws?last_seq=1&last_seq=2 HTTP/1.1\r\n{upgrade}\r\n"),
         ] {
-            assert_eq!(sniff_socket(&declined), None, "{declined:?}");
+            assert_eq!(sniff_websocket(&declined), None, "{declined:?}");
         }
     }
 

@@ -79,6 +79,7 @@ struct SinkState {
 }
 
 /// What the stream's task found after writing what publishers left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drained {
     /// Nothing left: the socket is the publishers' again.
     Idle,
@@ -88,12 +89,10 @@ pub enum Drained {
     Broken,
 }
 
-/// The task's next piece of work.
+/// The task's next piece of work: bytes to write, or nothing more (and why).
 enum Work {
     Write(Bytes),
-    Idle,
-    Finish,
-    Stop,
+    Done(Drained),
 }
 
 /// A sink whose socket a publisher holds while it writes one change; no one else writes to the
@@ -198,7 +197,7 @@ impl Sink {
     fn next_work(&self) -> Work {
         let mut state = self.state();
         if state.broken {
-            return Work::Stop;
+            return Work::Done(Drained::Broken);
         }
         state.task_writes = true;
         if let Some(rest) = state.backlog.take() {
@@ -210,10 +209,10 @@ impl Sink {
             return Work::Write(self.encoding.encode(&frame));
         }
         if state.finished {
-            return Work::Finish;
+            return Work::Done(Drained::Finished);
         }
         state.task_writes = false;
-        Work::Idle
+        Work::Done(Drained::Idle)
     }
 
     /// Records that the task wrote the state `seq`: publishers skip it, and a pending change
@@ -287,9 +286,7 @@ impl Sink {
         loop {
             match self.next_work() {
                 Work::Write(bytes) => self.write(&bytes).await?,
-                Work::Idle => return Ok(Drained::Idle),
-                Work::Finish => return Ok(Drained::Finished),
-                Work::Stop => return Ok(Drained::Broken),
+                Work::Done(drained) => return Ok(drained),
             }
         }
     }

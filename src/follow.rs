@@ -1,4 +1,4 @@
-//! Watching one job: the race-free start and the sequence of frames every stream sends.
+//! Following one job: the race-free start and the sequence of frames every stream sends.
 //!
 //! Subscribe first, then read the stored snapshot, then forward only events newer than what was
 //! sent. Every frame carries the job's full state, so the newest frame repairs any gap and the
@@ -15,9 +15,9 @@ use std::time::Duration;
 /// it is back, so nothing is missed either way.
 pub const RELAY_WAIT: Duration = Duration::from_secs(2);
 
-/// Why a watch did not start.
+/// Why following a job did not start.
 #[derive(Debug, thiserror::Error)]
-pub enum WatchError {
+pub enum FollowError {
     /// The job does not exist or has expired.
     #[error("job not found")]
     NotFound,
@@ -57,9 +57,9 @@ pub async fn subscribe_and_read(
     store: &Store,
     job_id: JobId,
     wait: Option<Duration>,
-) -> Result<Opened, WatchError> {
+) -> Result<Opened, FollowError> {
     let (subscription, relayed) = subscribe(hub, store, job_id, wait).await;
-    let job = store.get(job_id).await?.ok_or(WatchError::NotFound)?;
+    let job = store.get(job_id).await?.ok_or(FollowError::NotFound)?;
     Ok(Opened {
         subscription,
         job,
@@ -67,16 +67,16 @@ pub async fn subscribe_and_read(
     })
 }
 
-/// How a watch begins.
-pub enum WatchStart {
+/// How following a job begins.
+pub enum Started {
     /// Frames follow.
-    Streaming(JobWatch),
+    Streaming(Follower),
     /// The client already has the job's final state (its resume point is the final seq).
     AlreadyFinal(JobEvent),
 }
 
-/// A live watch of one job.
-pub struct JobWatch {
+/// One stream's follower of one job: the frames the client still lacks, in order.
+pub struct Follower {
     job_id: JobId,
     subscription: Subscription,
     /// The snapshot, when the client needs one.
@@ -101,17 +101,17 @@ pub async fn start(
     store: &Store,
     job_id: JobId,
     resume_from: Option<u64>,
-) -> Result<WatchStart, WatchError> {
+) -> Result<Started, FollowError> {
     let Opened {
         subscription, job, ..
     } = subscribe_and_read(hub, store, job_id, Some(RELAY_WAIT)).await?;
     let current = JobEvent::from(&job);
     let up_to_date = resume_from == Some(job.seq);
     if up_to_date && job.status.is_terminal() {
-        return Ok(WatchStart::AlreadyFinal(current));
+        return Ok(Started::AlreadyFinal(current));
     }
     let snapshot = (!up_to_date).then(|| Frame::snapshot(current));
-    Ok(WatchStart::Streaming(JobWatch {
+    Ok(Started::Streaming(Follower {
         job_id,
         subscription,
         snapshot,
@@ -120,7 +120,7 @@ pub async fn start(
     }))
 }
 
-impl JobWatch {
+impl Follower {
     /// The snapshot to send first, if the client needs one.
     pub fn take_snapshot(&mut self) -> Option<Frame> {
         self.snapshot.take()
@@ -150,7 +150,7 @@ impl JobWatch {
         })
     }
 
-    /// The job this watch follows.
+    /// The job followed.
     pub fn job_id(&self) -> JobId {
         self.job_id
     }

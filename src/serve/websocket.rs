@@ -5,12 +5,12 @@
 //! The wire format is tungstenite's: its accept key, frame header parser and frame writer.
 
 use super::direct;
-use super::sniff::SocketRequest;
+use super::sniff::WebSocketRequest;
 use crate::error::ApiError;
+use crate::follow::{self, Follower, Started};
 use crate::job::wire::{WS_MAX_MESSAGE_BYTES, on_the_wire};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart};
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
@@ -38,16 +38,16 @@ enum Ending {
 }
 
 /// Answers the upgrade (or `404` before it), then streams the job's changes.
-pub async fn serve_socket(
+pub async fn serve_websocket(
     stream: TcpStream,
     peer: SocketAddr,
-    request: SocketRequest,
+    request: WebSocketRequest,
     state: AppState,
 ) {
     if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
         return direct::write_response(stream, error.into_response()).await;
     }
-    let started = watch::start(
+    let started = follow::start(
         &state.hub,
         &state.store,
         request.job_id,
@@ -67,9 +67,9 @@ pub async fn serve_socket(
         return;
     }
     let socket = Arc::new(stream);
-    let mut watch = match started {
-        WatchStart::Streaming(watch) => watch,
-        WatchStart::AlreadyFinal(_) => {
+    let mut follower = match started {
+        Started::Streaming(follower) => follower,
+        Started::AlreadyFinal(_) => {
             let close = close_frame(CloseCode::Normal, "job already finished");
             if write_all(&socket, &close).await.is_ok() {
                 direct::close_gracefully(&socket).await;
@@ -78,14 +78,14 @@ pub async fn serve_socket(
         }
     };
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
-    stream_frames(&socket, &mut watch, &state).await;
+    stream_frames(&socket, &mut follower, &state).await;
     tracing::debug!(job_id = %request.job_id, "websocket closed");
 }
 
 /// Streams until the end, writing the closing frame (if any) before publishers let go.
-async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &AppState) {
-    let sink = Sink::new(socket.clone(), Encoding::WebSocket, watch.last_seq());
-    let ending = match changes(socket, &sink, watch, state).await {
+async fn stream_frames(socket: &Arc<TcpStream>, follower: &mut Follower, state: &AppState) {
+    let sink = Sink::new(socket.clone(), Encoding::WebSocket, follower.last_seq());
+    let ending = match write_changes(socket, &sink, follower, state).await {
         Ok(ending) => ending,
         Err(_) => Ending::Drop,
     };
@@ -96,23 +96,25 @@ async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &Ap
     }
 }
 
-async fn changes(
+/// Writes the snapshot and the changes (publishers write most of them), answers pings and
+/// pongs, and pings the client; how the stream ends.
+async fn write_changes(
     socket: &Arc<TcpStream>,
     sink: &Arc<Sink>,
-    watch: &mut JobWatch,
+    follower: &mut Follower,
     state: &AppState,
 ) -> io::Result<Ending> {
     let finished = Ending::Close(CloseCode::Normal, "job finished");
-    if let Some(snapshot) = watch.take_snapshot() {
+    if let Some(snapshot) = follower.take_snapshot() {
         sink.write_frame(&snapshot).await?;
         if snapshot.is_final() {
             return Ok(finished);
         }
     }
-    let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
+    let Some(_attached) = state.hub.attach_sink(follower.job_id(), sink.clone()) else {
         return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
     };
-    if sink.catch_up(watch.take_received()).await? {
+    if sink.catch_up(follower.take_received()).await? {
         return Ok(finished);
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);
