@@ -105,6 +105,12 @@ async fn stream_changes(
         return Ok(());
     }
     let every = Duration::from_secs(state.config.sse_keepalive_secs);
+    write_until_end(socket, &sink, every).await
+}
+
+/// Writes what publishers leave the task and a keep-alive comment whenever the stream has been
+/// quiet for `every`, until the stream's end (`Ok`) or the client is gone or fails (`Err`).
+async fn write_until_end(socket: &TcpStream, sink: &Sink, every: Duration) -> io::Result<()> {
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut discard = [0u8; 64];
     loop {

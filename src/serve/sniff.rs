@@ -70,38 +70,59 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
     let forwarding = Forwarding::from_pairs(request.headers.iter().map(|h| (h.name, h.value)));
     match stream {
         "events" if header("upgrade").is_none() => {
-            // As the axum route reads it: the first header, if it is visible ASCII.
-            let last_event_id = match header("last-event-id").flatten() {
-                Some(header) => Some(header),
-                None => single_query_value(query, "last_event_id").ok()?,
-            };
-            Some(Direct::Events(EventsRequest {
-                job_id,
-                resume_from: follow::resume_point(last_event_id.as_deref()),
-                forwarding,
-            }))
+            events_request(job_id, &header, query, forwarding)
         }
-        "ws" => {
-            let upgrade = header("upgrade").flatten()?;
-            let connection = header("connection").flatten()?;
-            let version = header("sec-websocket-version").flatten()?;
-            let key = header("sec-websocket-key").flatten()?;
-            let upgrades = connection
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-            if !upgrade.eq_ignore_ascii_case("websocket") || !upgrades || version.trim() != "13" {
-                return None;
-            }
-            let last_seq = single_query_value(query, "last_seq").ok()?;
-            Some(Direct::WebSocket(WebSocketRequest {
-                job_id,
-                resume_from: follow::resume_point(last_seq.as_deref()),
-                key: key.trim().to_owned(),
-                forwarding,
-            }))
-        }
+        "ws" => websocket_request(job_id, &header, query, forwarding),
         _ => None,
     }
+}
+
+/// The first header of a name, and its value if it is visible ASCII.
+type Header<'a> = dyn Fn(&str) -> Option<Option<String>> + 'a;
+
+/// A request for `job_id`'s events, resuming where `Last-Event-ID` (or `?last_event_id=`) says.
+fn events_request(
+    job_id: JobId,
+    header: &Header<'_>,
+    query: &str,
+    forwarding: Forwarding,
+) -> Option<Direct> {
+    // As the axum route reads it: the first header, if it is visible ASCII.
+    let last_event_id = match header("last-event-id").flatten() {
+        Some(header) => Some(header),
+        None => single_query_value(query, "last_event_id").ok()?,
+    };
+    Some(Direct::Events(EventsRequest {
+        job_id,
+        resume_from: follow::resume_point(last_event_id.as_deref()),
+        forwarding,
+    }))
+}
+
+/// A WebSocket upgrade for `job_id`'s changes, if the head is a complete and valid one.
+fn websocket_request(
+    job_id: JobId,
+    header: &Header<'_>,
+    query: &str,
+    forwarding: Forwarding,
+) -> Option<Direct> {
+    let upgrade = header("upgrade").flatten()?;
+    let connection = header("connection").flatten()?;
+    let version = header("sec-websocket-version").flatten()?;
+    let key = header("sec-websocket-key").flatten()?;
+    let upgrades = connection
+        .split(',')
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !upgrade.eq_ignore_ascii_case("websocket") || !upgrades || version.trim() != "13" {
+        return None;
+    }
+    let last_seq = single_query_value(query, "last_seq").ok()?;
+    Some(Direct::WebSocket(WebSocketRequest {
+        job_id,
+        resume_from: follow::resume_point(last_seq.as_deref()),
+        key: key.trim().to_owned(),
+        forwarding,
+    }))
 }
 
 /// The value of query parameter `name`, if present; `Err` when it is repeated (axum answers that).

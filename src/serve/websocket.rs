@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::FrameHeader;
@@ -118,6 +119,17 @@ async fn write_changes(
         return Ok(finished);
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);
+    converse_until_end(socket, sink, every, &state.shutdown).await
+}
+
+/// Writes what publishers leave the task, answers the client's frames and pings it every
+/// `every`, until the stream ends; how it ends.
+async fn converse_until_end(
+    socket: &TcpStream,
+    sink: &Sink,
+    every: Duration,
+    shutdown: &CancellationToken,
+) -> io::Result<Ending> {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // After a long blocked write, wait a whole interval for the pong, not a burst of ticks.
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -126,10 +138,10 @@ async fn write_changes(
     loop {
         match sink.drain().await? {
             Drained::Idle => {}
-            Drained::Finished if state.shutdown.is_cancelled() => {
+            Drained::Finished if shutdown.is_cancelled() => {
                 return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
             }
-            Drained::Finished => return Ok(finished),
+            Drained::Finished => return Ok(Ending::Close(CloseCode::Normal, "job finished")),
             Drained::Broken => return Ok(Ending::Drop),
         }
         tokio::select! {
@@ -167,64 +179,81 @@ async fn read_frames(
         Err(error) => return Err(error),
     }
     loop {
-        let mut cursor = Cursor::new(&received[..]);
-        let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
-            return Ok(Some(Ending::Close(CloseCode::Protocol, "malformed frame")));
-        };
-        let Some((header, length)) = parsed else {
-            return Ok(None); // the header is not complete yet
-        };
-        if length > WS_MAX_MESSAGE_BYTES as u64 {
-            return Ok(Some(Ending::Close(CloseCode::Size, "message too big")));
-        }
-        let is_control = matches!(header.opcode, OpCode::Control(_));
-        if header.rsv1 || header.rsv2 || header.rsv3 {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "reserved bits set",
-            )));
-        }
-        if is_control && (length > MAX_CONTROL_PAYLOAD || !header.is_final) {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "invalid control frame",
-            )));
-        }
-        let header_length = cursor.position() as usize;
-        if received.len() < header_length + length as usize {
-            return Ok(None); // the payload is not complete yet
-        }
-        received.advance(header_length);
-        let mut payload = received.split_to(length as usize);
-        let Some(mask) = header.mask else {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "frames must be masked",
-            )));
-        };
-        for (at, byte) in payload.iter_mut().enumerate() {
-            *byte ^= mask[at % 4];
-        }
-        match header.opcode {
-            OpCode::Control(Control::Pong) => *awaiting_pong = false,
-            OpCode::Control(Control::Ping) => {
-                let pong = on_the_wire(WireFrame::pong(payload.freeze()));
-                sink.write_own(&pong).await?;
+        match next_frame(received) {
+            Ok(Some((opcode, payload))) => {
+                if let Some(ending) = act_on(opcode, payload, sink, awaiting_pong).await? {
+                    return Ok(Some(ending));
+                }
             }
-            OpCode::Control(Control::Close) => {
-                return Ok(Some(Ending::Close(CloseCode::Normal, "")));
-            }
-            OpCode::Data(Data::Binary) => {
-                let reason = "binary frames are not supported";
-                return Ok(Some(Ending::Close(CloseCode::Unsupported, reason)));
-            }
-            OpCode::Data(Data::Text | Data::Continue) => {
-                let reason = "this stream accepts no messages";
-                return Ok(Some(Ending::Close(CloseCode::Policy, reason)));
-            }
-            _ => return Ok(Some(Ending::Close(CloseCode::Protocol, "unknown opcode"))),
+            Ok(None) => return Ok(None),
+            Err(ending) => return Ok(Some(ending)),
         }
     }
+}
+
+/// Takes the next whole frame off `received`, unmasked: its opcode and payload. `Ok(None)` while
+/// the frame is incomplete; `Err` with the close to send for a frame this server refuses.
+fn next_frame(received: &mut BytesMut) -> Result<Option<(OpCode, BytesMut)>, Ending> {
+    let refuse = |reason| Err(Ending::Close(CloseCode::Protocol, reason));
+    let mut cursor = Cursor::new(&received[..]);
+    let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
+        return refuse("malformed frame");
+    };
+    let Some((header, length)) = parsed else {
+        return Ok(None); // the header is not complete yet
+    };
+    if length > WS_MAX_MESSAGE_BYTES as u64 {
+        return Err(Ending::Close(CloseCode::Size, "message too big"));
+    }
+    let is_control = matches!(header.opcode, OpCode::Control(_));
+    if header.rsv1 || header.rsv2 || header.rsv3 {
+        return refuse("reserved bits set");
+    }
+    if is_control && (length > MAX_CONTROL_PAYLOAD || !header.is_final) {
+        return refuse("invalid control frame");
+    }
+    let header_length = cursor.position() as usize;
+    if received.len() < header_length + length as usize {
+        return Ok(None); // the payload is not complete yet
+    }
+    received.advance(header_length);
+    let mut payload = received.split_to(length as usize);
+    let Some(mask) = header.mask else {
+        return refuse("frames must be masked");
+    };
+    for (at, byte) in payload.iter_mut().enumerate() {
+        *byte ^= mask[at % 4];
+    }
+    Ok(Some((header.opcode, payload)))
+}
+
+/// Answers one frame from the client; `Some` when the stream must end.
+async fn act_on(
+    opcode: OpCode,
+    payload: BytesMut,
+    sink: &Sink,
+    awaiting_pong: &mut bool,
+) -> io::Result<Option<Ending>> {
+    let ending = match opcode {
+        OpCode::Control(Control::Pong) => {
+            *awaiting_pong = false;
+            return Ok(None);
+        }
+        OpCode::Control(Control::Ping) => {
+            let pong = on_the_wire(WireFrame::pong(payload.freeze()));
+            sink.write_own(&pong).await?;
+            return Ok(None);
+        }
+        OpCode::Control(Control::Close) => Ending::Close(CloseCode::Normal, ""),
+        OpCode::Data(Data::Binary) => {
+            Ending::Close(CloseCode::Unsupported, "binary frames are not supported")
+        }
+        OpCode::Data(Data::Text | Data::Continue) => {
+            Ending::Close(CloseCode::Policy, "this stream accepts no messages")
+        }
+        _ => Ending::Close(CloseCode::Protocol, "unknown opcode"),
+    };
+    Ok(Some(ending))
 }
 
 fn close_frame(code: CloseCode, reason: &'static str) -> Vec<u8> {
