@@ -33,6 +33,21 @@ pub struct Frames {
     pub websocket_frame: OnceLock<Bytes>,
 }
 
+impl JobEvent {
+    /// `job`'s event with `json`, the job as already serialised (by the store), so it is not
+    /// serialised again.
+    pub fn serialised(job: &Job, json: String) -> Self {
+        Self {
+            job_id: job.job_id,
+            seq: job.seq,
+            status: job.status,
+            expires_at: job.expires_at,
+            json: Bytes::from(json),
+            frames: Arc::default(),
+        }
+    }
+}
+
 impl From<&Job> for JobEvent {
     fn from(job: &Job) -> Self {
         Self {

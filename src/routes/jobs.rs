@@ -186,7 +186,7 @@ async fn report_progress(
         step,
         fence: None,
     };
-    answer_applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -209,7 +209,7 @@ async fn complete_job(
         step,
         fence: None,
     };
-    answer_applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -234,7 +234,7 @@ async fn fail_job(
         error: error.to_owned(),
         fence: None,
     };
-    answer_applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 /// Stores a new job and, for kinds the built-in workers run, queues it and wakes a local worker.
@@ -323,8 +323,7 @@ fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
 }
 
 /// Answers with a job this instance just changed, and shows it to the cache at once.
-fn answer_applied(state: &AppState, job: Job) -> Result<Response, ApiError> {
-    let event = JobEvent::from(&job);
+fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiError> {
     state.cache.offer(&event);
     Ok(event_response(&event, StatusCode::OK))
 }

@@ -14,7 +14,7 @@ mod sessions;
 use super::listing::{HeadPage, JobPage, ListQuery};
 use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
-use crate::job::{Change, Job, JobId};
+use crate::job::{Change, Job, JobEvent, JobId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,6 +145,41 @@ impl Store {
         self.shared.memory.purge_expired()
     }
 
+    /// Applies `change` as [`JobStore::apply`] does; the job's new state as an event whose JSON
+    /// is serialised once: as Redis stored and published it, or here from the memory store.
+    pub async fn apply_event(&self, id: JobId, change: Change) -> Result<JobEvent, StoreError> {
+        Ok(match self.apply_as_stored(id, change).await? {
+            (job, Some(json)) => JobEvent::serialised(&job, json),
+            (job, None) => JobEvent::from(&job),
+        })
+    }
+
+    /// Applies `change`: the job as it now is, with its JSON when Redis stored it.
+    async fn apply_as_stored(
+        &self,
+        id: JobId,
+        change: Change,
+    ) -> Result<(Job, Option<String>), StoreError> {
+        let memory = &self.shared.memory;
+        let retry = change.clone();
+        self.route(
+            async |redis| {
+                let (job, json) = redis.apply_as_stored(id, change).await?;
+                memory.mirror(&job);
+                Ok((job, Some(json)))
+            },
+            async |memory| {
+                let job = match memory.apply(id, retry).await {
+                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
+                    other => other,
+                }?;
+                self.mark_dirty(id);
+                Ok((job, None))
+            },
+        )
+        .await
+    }
+
     /// Whether Redis answers a PING right now.
     pub async fn redis_connected(&self) -> bool {
         matches!(self.shared.redis.health().await, RedisHealth::Up)
@@ -240,24 +275,7 @@ impl JobStore for Store {
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        let memory = &self.shared.memory;
-        let retry = change.clone();
-        self.route(
-            async |redis| {
-                let job = redis.apply(id, change).await?;
-                memory.mirror(&job);
-                Ok(job)
-            },
-            async |memory| {
-                let job = match memory.apply(id, retry).await {
-                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
-                    other => other,
-                }?;
-                self.mark_dirty(id);
-                Ok(job)
-            },
-        )
-        .await
+        Ok(self.apply_as_stored(id, change).await?.0)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
