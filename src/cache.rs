@@ -7,8 +7,8 @@
 //! down) entries are not trusted and reads go to the store. Entries idle for [`CACHE_IDLE`] are
 //! dropped, which also ends their subscriptions.
 
-use crate::hub::{JobEvent, Subscription};
-use crate::job::{JobId, Timestamp};
+use crate::hub::Subscription;
+use crate::job::{JobEvent, JobId, Timestamp};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -49,7 +49,7 @@ impl JobCache {
             entries.remove(&job_id);
             return None;
         }
-        if let Some(newer) = entry.subscription.try_newest()
+        if let Some(newer) = entry.subscription.newest()
             && newer.seq > entry.event.seq
         {
             entry.event = newer;

@@ -1,7 +1,6 @@
 //! Configuration, read once at startup from environment variables or the matching flags.
 
 use crate::client_addr::TrustedProxies;
-use crate::sink::FanoutWrites;
 use clap::Parser;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -11,6 +10,17 @@ use std::time::Duration;
 pub const MAX_JOB_TTL_SECS: u64 = 10 * 365 * 24 * 3600;
 /// The range `MAX_HEADER_BYTES` may be set in: every real client's head fits the lower end.
 pub const HEADER_BYTES_RANGE: std::ops::RangeInclusive<u32> = 16 * 1024..=64 * 1024;
+
+/// How a publisher writes a change to the sockets of direct streams.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FanoutWrites {
+    /// One io_uring submission per batch of sockets (Linux 5.6 or later); plain sends where
+    /// io_uring is unavailable (an older kernel, or a container that forbids it).
+    #[default]
+    IoUring,
+    /// One non-blocking `send` per socket.
+    Send,
+}
 
 /// Everything the server can be told. Each field is a flag and an environment variable of the
 /// same name; an invalid value stops startup with a message that names it.

@@ -1,5 +1,6 @@
 //! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
 
+use crate::follow::FollowError;
 use crate::job::Rejection;
 use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
@@ -107,6 +108,15 @@ impl From<StoreError> for ApiError {
             StoreError::Full => Self::MemoryFull,
             corrupt @ StoreError::Corrupt(_) => Self::CorruptJob(corrupt),
             other => Self::Unavailable(other),
+        }
+    }
+}
+
+impl From<FollowError> for ApiError {
+    fn from(error: FollowError) -> Self {
+        match error {
+            FollowError::NotFound => Self::JobNotFound,
+            FollowError::Store(error) => error.into(),
         }
     }
 }

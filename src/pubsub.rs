@@ -9,8 +9,8 @@
 //! with capped exponential backoff, resubscribes, and re-reads the stored state of every watched
 //! job, so a watcher never misses a terminal state published while the relay was away.
 
-use crate::hub::{Hub, Interest, JobEvent};
-use crate::job::{JobId, JobStatus, Timestamp};
+use crate::hub::{Hub, Interest, Scope};
+use crate::job::{JobEvent, JobId, JobStatus, Timestamp};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -102,9 +102,10 @@ impl Relay {
             match connected {
                 Ok(pubsub) => {
                     backoff = RECONNECT_MIN;
-                    let (sink, stream) = pubsub.split();
-                    if let SessionEnd::Shutdown =
-                        self.session(sink, stream, &mut interest, &shutdown).await
+                    let (requests, messages) = pubsub.split();
+                    if let SessionEnd::Shutdown = self
+                        .session(requests, messages, &mut interest, &shutdown)
+                        .await
                     {
                         return;
                     }
@@ -127,39 +128,38 @@ impl Relay {
     /// Serves one connection: resubscribe, repair, then relay messages and interest changes.
     async fn session(
         &self,
-        mut sink: PubSubSink,
-        mut stream: PubSubStream,
+        mut requests: PubSubSink,
+        mut messages: PubSubStream,
         interest: &mut mpsc::UnboundedReceiver<Interest>,
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let watched = self.hub.watched();
-        for &job_id in &watched {
-            if self.subscribe(&mut sink, job_id).await.is_err() {
+        for &scope in &watched {
+            if self.subscribe(&mut requests, scope).await.is_err() {
                 return SessionEnd::ConnectionLost;
             }
         }
-        if self.hub.is_watching_all() && self.subscribe_all(&mut sink).await.is_err() {
-            return SessionEnd::ConnectionLost;
-        }
         self.health.set(true);
-        info!(watched = watched.len(), "redis pub/sub connected");
-        self.repair(&watched).await;
+        let jobs: Vec<JobId> = watched
+            .into_iter()
+            .filter_map(|scope| match scope {
+                Scope::Job(job_id) => Some(job_id),
+                Scope::All => None,
+            })
+            .collect();
+        info!(watched = jobs.len(), "redis pub/sub connected");
+        self.repair(&jobs).await;
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return SessionEnd::Shutdown,
-                message = stream.next() => match message {
+                message = messages.next() => match message {
                     Some(message) => self.relay(message.get_payload_bytes(), message.from_pattern()),
                     None => return SessionEnd::ConnectionLost,
                 },
                 change = interest.recv() => {
                     let applied = match change {
-                        Some(Interest::Watch(job_id)) => self.subscribe(&mut sink, job_id).await,
-                        Some(Interest::Unwatch(job_id)) => self.unsubscribe(&mut sink, job_id).await,
-                        Some(Interest::WatchAll) => self.subscribe_all(&mut sink).await,
-                        Some(Interest::UnwatchAll) if !self.hub.is_watching_all() => {
-                            sink.punsubscribe(ALL_JOBS_PATTERN).await
-                        }
-                        Some(Interest::UnwatchAll) => Ok(()),
+                        Some(Interest::Watch(scope)) => self.subscribe(&mut requests, scope).await,
+                        Some(Interest::Unwatch(scope)) => self.unsubscribe(&mut requests, scope).await,
                         None => return SessionEnd::Shutdown,
                     };
                     if applied.is_err() {
@@ -170,24 +170,25 @@ impl Relay {
         }
     }
 
-    async fn subscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
-        sink.subscribe(job_id.channel()).await?;
-        self.hub.set_relayed(job_id, true);
+    /// Subscribes to `scope`'s channel (every job's: the pattern) and marks it relayed.
+    async fn subscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
+        match scope {
+            Scope::Job(job_id) => requests.subscribe(job_id.channel()).await?,
+            Scope::All => requests.psubscribe(ALL_JOBS_PATTERN).await?,
+        }
+        self.hub.set_relayed(scope, true);
         Ok(())
     }
 
-    async fn subscribe_all(&self, sink: &mut PubSubSink) -> redis::RedisResult<()> {
-        sink.psubscribe(ALL_JOBS_PATTERN).await?;
-        self.hub.set_all_relayed(true);
-        Ok(())
-    }
-
-    async fn unsubscribe(&self, sink: &mut PubSubSink, job_id: JobId) -> redis::RedisResult<()> {
+    async fn unsubscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
         // A watcher may have come back since the last one left: then the channel is still needed.
-        if self.hub.is_watched(job_id) {
+        if self.hub.is_watched(scope) {
             return Ok(());
         }
-        sink.unsubscribe(job_id.channel()).await
+        match scope {
+            Scope::Job(job_id) => requests.unsubscribe(job_id.channel()).await,
+            Scope::All => requests.punsubscribe(ALL_JOBS_PATTERN).await,
+        }
     }
 
     /// Publishes the stored state of each job locally; subscribers drop what they already have.

@@ -2,12 +2,12 @@
 
 use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
+use crate::config::FanoutWrites;
 use crate::hub::Hub;
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
-use crate::sink::FanoutWrites;
 use crate::state::AppState;
-use crate::store::{JobStore, MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store};
 use crate::{pubsub, serve, worker};
 use anyhow::Context;
 use redis::aio::ConnectionManagerConfig;
@@ -54,7 +54,7 @@ impl App {
             .set_number_of_retries(0);
         let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
         let max_bytes = usize::try_from(config.memory_store_max_bytes).unwrap_or(usize::MAX);
-        let memory = MemoryStore::new(hub.clone(), config.job_ttl_secs, max_bytes);
+        let memory = MemoryStore::new(Arc::new(hub.clone()), config.job_ttl_secs, max_bytes);
         let store = Store::start(redis, memory, config.lease(), shutdown.clone())
             .await
             .with_context(|| {
@@ -204,9 +204,8 @@ async fn purge_periodically(state: AppState) {
             _ = state.shutdown.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Ok(purged) = state.store.purge_expired().await {
-            tracing::debug!(purged, "expired jobs purged from memory");
-        }
+        let purged = state.store.purge_expired().await;
+        tracing::debug!(purged, "expired jobs purged from memory");
         if let Err(error) = state.store.write_back_revocations().await {
             tracing::debug!(%error, "signed-out sessions not yet written to Redis");
         }

@@ -77,18 +77,36 @@ impl Change {
 
     /// Applies this change to `job` at `now`, renewing its expiry to `ttl_secs` from `now`.
     pub fn apply(self, job: &Job, now: Timestamp, ttl_secs: u64) -> Result<Outcome, Rejection> {
+        self.admit(job)?;
+        let mut next = job.clone();
+        if !self.rewrite(job, &mut next, now)? {
+            return Ok(Outcome::Unchanged);
+        }
+        next.seq += 1;
+        next.updated_at = now;
+        next.expires_at = now.plus_secs(ttl_secs);
+        Ok(Outcome::Applied(Box::new(next)))
+    }
+
+    /// Refuses any change to a terminal job, and a fenced change from an attempt that no longer
+    /// holds the job.
+    fn admit(&self, job: &Job) -> Result<(), Rejection> {
         if job.status.is_terminal() {
             return Err(Rejection::Terminal(job.status.as_str()));
         }
-        if let Some(fence) = self.fence()
-            && (fence != job.attempt || job.status != JobStatus::Processing)
-        {
-            return Err(Rejection::StaleAttempt {
-                fence,
-                current: job.attempt,
-            });
+        match self.fence() {
+            Some(fence) if fence != job.attempt || job.status != JobStatus::Processing => {
+                Err(Rejection::StaleAttempt {
+                    fence,
+                    current: job.attempt,
+                })
+            }
+            _ => Ok(()),
         }
-        let mut next = job.clone();
+    }
+
+    /// Writes this change into `next`, a copy of `job`; `false` when it would change nothing.
+    fn rewrite(self, job: &Job, next: &mut Job, now: Timestamp) -> Result<bool, Rejection> {
         match self {
             Change::Start { step } => {
                 if job.status != JobStatus::Pending {
@@ -99,22 +117,7 @@ impl Change {
                 next.current_step = step;
             }
             Change::Progress { progress, step, .. } => {
-                let step = step.unwrap_or_else(|| job.current_step.clone());
-                if progress < job.progress {
-                    return Err(Rejection::Backwards {
-                        current: job.progress,
-                        requested: progress,
-                    });
-                }
-                if progress == job.progress
-                    && step == job.current_step
-                    && job.status == JobStatus::Processing
-                {
-                    return Ok(Outcome::Unchanged);
-                }
-                next.status = JobStatus::Processing;
-                next.progress = progress;
-                next.current_step = step;
+                return progress_to(job, next, progress, step);
             }
             Change::Complete { result, step, .. } => {
                 if job.status == JobStatus::Pending {
@@ -135,26 +138,57 @@ impl Change {
                 reason,
                 max_attempts,
                 ..
-            } => {
-                if job.status != JobStatus::Processing {
-                    return Err(Rejection::NotStarted);
-                }
-                if job.attempt >= max_attempts {
-                    next.status = JobStatus::Failed;
-                    next.error = Some(format!(
-                        "Interrupted: {reason}; gave up after {} attempts",
-                        job.attempt
-                    ));
-                    next.completed_at = Some(now);
-                } else {
-                    next.status = JobStatus::Pending;
-                    next.current_step = format!("Interrupted ({reason}); waiting to resume");
-                }
-            }
+            } => requeue(job, next, &reason, max_attempts, now)?,
         }
-        next.seq += 1;
-        next.updated_at = now;
-        next.expires_at = now.plus_secs(ttl_secs);
-        Ok(Outcome::Applied(Box::new(next)))
+        Ok(true)
     }
+}
+
+/// Moves `next` to `progress` (and `step`, or the current step); never backwards. `false` when
+/// a processing job is already there.
+fn progress_to(
+    job: &Job,
+    next: &mut Job,
+    progress: u8,
+    step: Option<String>,
+) -> Result<bool, Rejection> {
+    let step = step.unwrap_or_else(|| job.current_step.clone());
+    if progress < job.progress {
+        return Err(Rejection::Backwards {
+            current: job.progress,
+            requested: progress,
+        });
+    }
+    if progress == job.progress && step == job.current_step && job.status == JobStatus::Processing {
+        return Ok(false);
+    }
+    next.status = JobStatus::Processing;
+    next.progress = progress;
+    next.current_step = step;
+    Ok(true)
+}
+
+/// Hands a processing job back to the queue, or fails it once it has had `max_attempts`.
+fn requeue(
+    job: &Job,
+    next: &mut Job,
+    reason: &str,
+    max_attempts: u32,
+    now: Timestamp,
+) -> Result<(), Rejection> {
+    if job.status != JobStatus::Processing {
+        return Err(Rejection::NotStarted);
+    }
+    if job.attempt >= max_attempts {
+        next.status = JobStatus::Failed;
+        next.error = Some(format!(
+            "Interrupted: {reason}; gave up after {} attempts",
+            job.attempt
+        ));
+        next.completed_at = Some(now);
+    } else {
+        next.status = JobStatus::Pending;
+        next.current_step = format!("Interrupted ({reason}); waiting to resume");
+    }
+    Ok(())
 }

@@ -1,11 +1,15 @@
-//! The job record as stored and served: ids, statuses, timestamps and the state machine.
+//! The job record as stored and served: ids, statuses, timestamps and the state machine, and
+//! the vocabulary of a change that every layer above shares ([`event`], [`wire`]).
 
 mod change;
+pub mod event;
 mod merge;
 pub mod payload;
 mod timestamp;
+pub mod wire;
 
 pub use change::{Change, Outcome, Rejection};
+pub use event::{Frame, FrameKind, Frames, JobEvent};
 pub use merge::Superseded;
 pub use timestamp::Timestamp;
 
@@ -28,7 +32,13 @@ impl JobId {
 
     /// The Redis key that holds this job's JSON (`job:<uuid>`, as in the original service).
     pub fn key(&self) -> String {
-        format!("job:{}", self.0)
+        Self::key_of(&self.0.to_string())
+    }
+
+    /// The key of the job named by `id`, an id as read back from an index or queue entry
+    /// (which need not be a valid one).
+    pub fn key_of(id: &str) -> String {
+        format!("job:{id}")
     }
 
     /// The pub/sub channel on which every change of this job is published.

@@ -3,12 +3,12 @@
 use crate::auth::{self, Admin, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::hub::{AllJobsSubscription, JobEvent};
-use crate::job::JobStatus;
+use crate::follow::{self, RELAY_WAIT};
+use crate::hub::{Scope, Subscription};
+use crate::job::{JobEvent, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
-use crate::watch::RELAY_WAIT;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -131,17 +131,12 @@ fn summary(job: &crate::job::Job) -> Option<Value> {
 /// `GET /api/v4/jobs/events`: every job's changes as SSE (`created`, `progress`, `completed`,
 /// `failed`), each with the full job JSON. Lists are fetched separately; this only adds changes.
 async fn all_job_events(_: Admin, State(state): State<AppState>) -> Response {
-    let mut subscription = state.hub.subscribe_all();
-    if !state.store.is_degraded() {
-        subscription.relayed(RELAY_WAIT).await;
-    }
-    let events = stream::unfold(
-        subscription,
-        |mut subscription: AllJobsSubscription| async move {
-            let event = subscription.next().await?;
-            Some((Ok::<_, Infallible>(sse_event(&event)), subscription))
-        },
-    );
+    let (subscription, _) =
+        follow::subscribe(&state.hub, &state.store, Scope::All, Some(RELAY_WAIT)).await;
+    let events = stream::unfold(subscription, |mut subscription: Subscription| async move {
+        let event = subscription.next().await?;
+        Some((Ok::<_, Infallible>(sse_event(&event)), subscription))
+    });
     let keep_alive =
         KeepAlive::new().interval(Duration::from_secs(state.config.sse_keepalive_secs));
     let mut response = Sse::new(events).keep_alive(keep_alive).into_response();

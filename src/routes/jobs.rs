@@ -5,13 +5,12 @@ use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
-use crate::hub::JobEvent;
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, Timestamp, payload};
+use crate::follow::{self, Started};
+use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobEvent, JobId, Timestamp, payload};
 use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
-use crate::watch::{self, WatchStart};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -130,18 +129,11 @@ async fn current_state(state: &AppState, job_id: JobId) -> Result<JobEvent, ApiE
     if let Some(event) = state.cache.get(job_id) {
         return Ok(event);
     }
-    let mut subscription = state.hub.subscribe(job_id);
-    let relayed = !state.store.is_degraded()
-        && state.relay.is_connected()
-        && subscription.relayed(CACHE_SUBSCRIBE_WAIT).await;
-    let job = state
-        .store
-        .get(job_id)
-        .await?
-        .ok_or(ApiError::JobNotFound)?;
-    let event = JobEvent::from(&job);
-    if relayed {
-        state.cache.insert(subscription, event.clone());
+    let wait = state.relay.is_connected().then_some(CACHE_SUBSCRIBE_WAIT);
+    let opened = follow::subscribe_and_read(&state.hub, &state.store, job_id, wait).await?;
+    let event = JobEvent::from(&opened.job);
+    if opened.relayed {
+        state.cache.insert(opened.subscription, event.clone());
     }
     Ok(event)
 }
@@ -153,12 +145,12 @@ async fn long_poll(
     seq: u64,
     limit: Duration,
 ) -> Result<Response, ApiError> {
-    let mut watch = match watch::start(state, job_id, Some(seq)).await? {
-        WatchStart::AlreadyFinal(event) => return Ok(event_response(&event, StatusCode::OK)),
-        WatchStart::Streaming(watch) => watch,
+    let mut follower = match follow::start(&state.hub, &state.store, job_id, Some(seq)).await? {
+        Started::AlreadyFinal(event) => return Ok(event_response(&event, StatusCode::OK)),
+        Started::Streaming(follower) => follower,
     };
     let newer = tokio::select! {
-        frame = watch.next() => frame,
+        frame = follower.next() => frame,
         _ = tokio::time::sleep(limit) => None,
         _ = state.shutdown.cancelled() => None,
     };
@@ -194,7 +186,7 @@ async fn report_progress(
         step,
         fence: None,
     };
-    applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -217,7 +209,7 @@ async fn complete_job(
         step,
         fence: None,
     };
-    applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 #[derive(Deserialize)]
@@ -242,7 +234,7 @@ async fn fail_job(
         error: error.to_owned(),
         fence: None,
     };
-    applied(&state, state.store.apply(job_id, change).await?)
+    answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
 /// Stores a new job and, for kinds the built-in workers run, queues it and wakes a local worker.
@@ -331,8 +323,7 @@ fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
 }
 
 /// Answers with a job this instance just changed, and shows it to the cache at once.
-fn applied(state: &AppState, job: Job) -> Result<Response, ApiError> {
-    let event = JobEvent::from(&job);
+fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiError> {
     state.cache.offer(&event);
     Ok(event_response(&event, StatusCode::OK))
 }

@@ -3,9 +3,10 @@
 use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
+use crate::follow::{self, Follower, Started};
 use crate::job::JobId;
+use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, retry_hint};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -19,21 +20,6 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
-
-/// The reconnect delay suggested to clients, before jitter, in milliseconds.
-pub const SSE_RETRY_BASE_MS: u64 = 1_000;
-/// Up to this much random delay is added per stream, so a restart's reconnects are spread out.
-pub const SSE_RETRY_JITTER_MS: u64 = 2_000;
-
-/// The comment sent on a stream that has been quiet for `SSE_KEEPALIVE_SECS`.
-pub const KEEP_ALIVE_COMMENT: &[u8] = b":\n\n";
-
-/// The response headers of every event stream, whichever way it is served.
-pub const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
-    ("x-accel-buffering", "no"),
-];
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v4/job/{job_id}/events", get(job_events))
@@ -61,7 +47,7 @@ async fn job_events(
     let header = headers
         .get("last-event-id")
         .and_then(|value| value.to_str().ok());
-    let resume_from = watch::resume_point(header.or(query.last_event_id.as_deref()));
+    let resume_from = follow::resume_point(header.or(query.last_event_id.as_deref()));
     let Some(events) = open(&state, job_id, resume_from).await? else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
@@ -77,30 +63,30 @@ async fn job_events(
 
 /// Opens `job_id`'s events for a client that has state `resume_from`: the bytes to send, or
 /// `None` when the client already has the final state. The stream ends after the final frame,
-/// and at shutdown (`Hub::close` ends the watch).
+/// and at shutdown (`Hub::close` ends the follower).
 pub async fn open(
     state: &AppState,
     job_id: JobId,
     resume_from: Option<u64>,
 ) -> Result<Option<impl Stream<Item = Bytes> + Send + 'static>, ApiError> {
-    let watch = match watch::start(state, job_id, resume_from).await? {
-        WatchStart::AlreadyFinal(_) => return Ok(None),
-        WatchStart::Streaming(watch) => watch,
+    let follower = match follow::start(&state.hub, &state.store, job_id, resume_from).await? {
+        Started::AlreadyFinal(_) => return Ok(None),
+        Started::Streaming(follower) => follower,
     };
     let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs);
-    Ok(Some(event_stream(watch, keep_alive)))
+    Ok(Some(event_stream(follower, keep_alive)))
 }
 
-/// A `retry:` hint, then the watch's frames, with a keep-alive comment whenever the stream has
+/// A `retry:` hint, then the follower's frames, with a keep-alive comment whenever the stream has
 /// been quiet for `keep_alive`. Each change's bytes are shared by every subscriber.
 ///
 /// The keep-alive timer is not re-armed per frame (that would cost a timer-wheel update per
 /// delivery): when it fires, it checks when the last frame went out and sleeps again if that was
 /// recent.
-fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Bytes> {
+fn event_stream(follower: Follower, keep_alive: Duration) -> impl Stream<Item = Bytes> {
     let hint = stream::once(async move { retry_hint() });
     let feed = Feed {
-        watch,
+        follower,
         keep_alive,
         quiet: Box::pin(tokio::time::sleep(keep_alive)),
         last_sent: Instant::now(),
@@ -112,15 +98,9 @@ fn event_stream(watch: JobWatch, keep_alive: Duration) -> impl Stream<Item = Byt
     hint.chain(frames)
 }
 
-/// The `retry:` field every stream starts with: the reconnect delay, jittered per stream.
-pub fn retry_hint() -> Bytes {
-    let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);
-    Bytes::from(format!("retry: {retry}\n\n"))
-}
-
-/// A watch and its keep-alive timer.
+/// A follower and its keep-alive timer.
 struct Feed {
-    watch: JobWatch,
+    follower: Follower,
     keep_alive: Duration,
     quiet: Pin<Box<Sleep>>,
     last_sent: Instant,
@@ -132,7 +112,7 @@ impl Feed {
         loop {
             tokio::select! {
                 biased; // a ready frame is sent without looking at the timer
-                frame = self.watch.next() => {
+                frame = self.follower.next() => {
                     self.last_sent = Instant::now();
                     return Some(frame?.sse());
                 }

@@ -3,8 +3,9 @@
 use super::quota::StreamQuota;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
+use crate::follow::{self, Follower, Started};
+use crate::job::Frame;
 use crate::state::AppState;
-use crate::watch::{self, Frame, JobWatch, WatchStart};
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
@@ -14,8 +15,8 @@ use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The largest frame a client may send (it has nothing to say; this bounds what it can make us read).
-pub const WS_MAX_MESSAGE_BYTES: usize = 4 * 1024;
+/// The largest frame a client may send, shared with the direct path.
+pub use crate::job::wire::WS_MAX_MESSAGE_BYTES;
 
 /// The socket's read buffer. A client only sends pongs and close frames, and the protocol layer
 /// zero-fills this buffer before every read attempt: its default of 128 KiB cost more CPU than
@@ -39,8 +40,8 @@ async fn job_socket(
     JobIdPath(job_id): JobIdPath,
     ApiQuery(query): ApiQuery<ResumeQuery>,
 ) -> Result<Response, ApiError> {
-    let resume_from = watch::resume_point(query.last_seq.as_deref());
-    let start = watch::start(&state, job_id, resume_from).await?;
+    let resume_from = follow::resume_point(query.last_seq.as_deref());
+    let start = follow::start(&state.hub, &state.store, job_id, resume_from).await?;
     let shutdown = state.shutdown.clone();
     let ping_every = Duration::from_secs(state.config.ws_ping_secs);
     Ok(upgrade
@@ -84,20 +85,20 @@ fn close(code: u16, reason: &'static str) -> Message {
 
 async fn serve(
     mut socket: WebSocket,
-    start: WatchStart,
+    start: Started,
     ping_every: Duration,
     shutdown: CancellationToken,
 ) {
-    let watch = match start {
-        WatchStart::Streaming(watch) => watch,
-        WatchStart::AlreadyFinal(_) => {
+    let follower = match start {
+        Started::Streaming(follower) => follower,
+        Started::AlreadyFinal(_) => {
             let _ = socket
                 .send(close(close_code::NORMAL, "job already finished"))
                 .await;
             return;
         }
     };
-    let farewell = stream_frames(&mut socket, watch, ping_every, &shutdown).await;
+    let farewell = stream_frames(&mut socket, follower, ping_every, &shutdown).await;
     if let Some(message) = farewell {
         let _ = socket.send(message).await;
     }
@@ -106,11 +107,11 @@ async fn serve(
 /// Sends frames until the job ends, the peer misbehaves or leaves, or the server stops; returns
 /// the close message to send, if any.
 ///
-/// The server's stop reaches this loop through the watch (`Hub::close` ends it), so a delivery
-/// costs no shutdown future; `shutdown` only tells why the watch ended.
+/// The server's stop reaches this loop through the follower (`Hub::close` ends it), so a delivery
+/// costs no shutdown future; `shutdown` only tells why the follower ended.
 async fn stream_frames(
     socket: &mut WebSocket,
-    mut watch: JobWatch,
+    mut follower: Follower,
     ping_every: Duration,
     shutdown: &CancellationToken,
 ) -> Option<Message> {
@@ -120,7 +121,7 @@ async fn stream_frames(
     let mut awaiting_pong = false;
     loop {
         tokio::select! {
-            frame = watch.next() => {
+            frame = follower.next() => {
                 let Some(frame) = frame else {
                     return shutdown
                         .is_cancelled()

@@ -10,11 +10,11 @@
 use super::sniff::EventsRequest;
 use crate::client_addr::{Forwarding, client_addr};
 use crate::error::ApiError;
+use crate::follow::{self, Follower, Started};
+use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, http_chunk, retry_hint};
 use crate::rate_limit::Limit;
-use crate::routes::sse::{self, EVENT_STREAM_HEADERS};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart, http_chunk};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::io;
@@ -32,7 +32,7 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Serves `request` on `stream` until the job's final frame, the client leaving, or shutdown.
 ///
-/// The race-free start is the same as every stream's (`watch::start`); the head, the retry hint
+/// The race-free start is the same as every stream's (`follow::start`); the head, the retry hint
 /// and the snapshot go out in one write. Then the socket joins the job's sinks, the changes that
 /// arrived meanwhile are written, and from there on publishers write changes themselves; this
 /// task only wakes for work they leave (see [`crate::sink`]), keep-alives and the client leaving.
@@ -45,18 +45,24 @@ pub async fn serve_events(
     if let Err(error) = admit_stream(&state, peer, &request.forwarding) {
         return write_response(stream, error.into_response()).await;
     }
-    let started = watch::start(&state, request.job_id, request.resume_from).await;
-    let mut watch = match started {
-        Ok(WatchStart::Streaming(watch)) => watch,
-        Ok(WatchStart::AlreadyFinal(_)) => {
+    let started = follow::start(
+        &state.hub,
+        &state.store,
+        request.job_id,
+        request.resume_from,
+    )
+    .await;
+    let mut follower = match started {
+        Ok(Started::Streaming(follower)) => follower,
+        Ok(Started::AlreadyFinal(_)) => {
             return write_response(stream, StatusCode::NO_CONTENT.into_response()).await;
         }
-        Err(error) => return write_response(stream, error.into_response()).await,
+        Err(error) => return write_response(stream, ApiError::from(error).into_response()).await,
     };
     let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
     let socket = Arc::new(stream);
-    let ended = stream_changes(&socket, &mut watch, &state).await;
+    let ended = stream_changes(&socket, &mut follower, &state).await;
     if ended.is_ok() && write_all(&socket, LAST_CHUNK).await.is_ok() {
         close_gracefully(&socket).await;
     }
@@ -77,14 +83,14 @@ pub fn admit_stream(
 /// Writes the stream until its end (`Ok`) or until the client is gone or fails (`Err`).
 async fn stream_changes(
     socket: &Arc<TcpStream>,
-    watch: &mut JobWatch,
+    follower: &mut Follower,
     state: &AppState,
 ) -> io::Result<()> {
-    let sink = Sink::new(socket.clone(), Encoding::Sse, watch.last_seq());
+    let sink = Sink::new(socket.clone(), Encoding::Sse, follower.last_seq());
     let mut opening = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
-    opening.extend_from_slice(&http_chunk(&sse::retry_hint()));
+    opening.extend_from_slice(&http_chunk(&retry_hint()));
     let mut finished = false;
-    if let Some(snapshot) = watch.take_snapshot() {
+    if let Some(snapshot) = follower.take_snapshot() {
         opening.extend_from_slice(&snapshot.sse_chunk());
         finished = snapshot.is_final();
     }
@@ -92,13 +98,19 @@ async fn stream_changes(
     if finished {
         return Ok(());
     }
-    let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
+    let Some(_attached) = state.hub.attach_sink(follower.job_id(), sink.clone()) else {
         return Ok(()); // the server is stopping
     };
-    if sink.catch_up(watch).await? {
+    if sink.catch_up(follower.take_received()).await? {
         return Ok(());
     }
     let every = Duration::from_secs(state.config.sse_keepalive_secs);
+    write_until_end(socket, &sink, every).await
+}
+
+/// Writes what publishers leave the task and a keep-alive comment whenever the stream has been
+/// quiet for `every`, until the stream's end (`Ok`) or the client is gone or fails (`Err`).
+async fn write_until_end(socket: &TcpStream, sink: &Sink, every: Duration) -> io::Result<()> {
     let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut discard = [0u8; 64];
     loop {
@@ -122,7 +134,7 @@ async fn stream_changes(
             }
             _ = keep_alive.tick() => {
                 if !sink.take_wrote() {
-                    sink.write_own(&http_chunk(sse::KEEP_ALIVE_COMMENT)).await?;
+                    sink.write_own(&http_chunk(KEEP_ALIVE_COMMENT)).await?;
                 }
             }
         }

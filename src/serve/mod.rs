@@ -1,5 +1,5 @@
 //! Accepting connections. A connection whose first request is for a job's events or its
-//! WebSocket is served straight from the socket ([`direct`], [`socket`]); every other connection
+//! WebSocket is served straight from the socket ([`direct`], [`websocket`]); every other connection
 //! goes to the router over hyper's HTTP/1 ([`http`]), its first bytes replayed ([`rewind`]).
 //!
 //! Every connection has a deadline for each request head (`HEADER_READ_TIMEOUT_MS`, on both
@@ -18,7 +18,7 @@ mod http;
 mod limit;
 mod rewind;
 pub mod sniff;
-mod socket;
+mod websocket;
 
 use crate::state::AppState;
 use axum::Router;
@@ -128,9 +128,9 @@ async fn route(
             let serving = direct::serve_events(stream, peer, request, state);
             connections.streams.track_future(serving).await;
         }
-        Some(Direct::Socket(request)) => {
+        Some(Direct::WebSocket(request)) => {
             drop(head);
-            let serving = socket::serve_socket(stream, peer, request, state);
+            let serving = websocket::serve_websocket(stream, peer, request, state);
             connections.streams.track_future(serving).await;
         }
         None => {

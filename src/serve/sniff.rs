@@ -6,8 +6,8 @@
 //! with the same semantics and its full error handling.
 
 use crate::client_addr::Forwarding;
+use crate::follow;
 use crate::job::JobId;
-use crate::watch;
 
 /// The most headers a request the sniffer takes may carry.
 pub const SNIFF_MAX_HEADERS: usize = 32;
@@ -16,7 +16,7 @@ pub const SNIFF_MAX_HEADERS: usize = 32;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Direct {
     Events(EventsRequest),
-    Socket(SocketRequest),
+    WebSocket(WebSocketRequest),
 }
 
 /// A request for a job's events.
@@ -31,7 +31,7 @@ pub struct EventsRequest {
 
 /// A WebSocket upgrade for a job's changes.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SocketRequest {
+pub struct WebSocketRequest {
     pub job_id: JobId,
     /// From `?last_seq=`.
     pub resume_from: Option<u64>,
@@ -70,38 +70,59 @@ pub fn sniff(head: &[u8]) -> Option<Direct> {
     let forwarding = Forwarding::from_pairs(request.headers.iter().map(|h| (h.name, h.value)));
     match stream {
         "events" if header("upgrade").is_none() => {
-            // As the axum route reads it: the first header, if it is visible ASCII.
-            let last_event_id = match header("last-event-id").flatten() {
-                Some(header) => Some(header),
-                None => single_query_value(query, "last_event_id").ok()?,
-            };
-            Some(Direct::Events(EventsRequest {
-                job_id,
-                resume_from: watch::resume_point(last_event_id.as_deref()),
-                forwarding,
-            }))
+            events_request(job_id, &header, query, forwarding)
         }
-        "ws" => {
-            let upgrade = header("upgrade").flatten()?;
-            let connection = header("connection").flatten()?;
-            let version = header("sec-websocket-version").flatten()?;
-            let key = header("sec-websocket-key").flatten()?;
-            let upgrades = connection
-                .split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
-            if !upgrade.eq_ignore_ascii_case("websocket") || !upgrades || version.trim() != "13" {
-                return None;
-            }
-            let last_seq = single_query_value(query, "last_seq").ok()?;
-            Some(Direct::Socket(SocketRequest {
-                job_id,
-                resume_from: watch::resume_point(last_seq.as_deref()),
-                key: key.trim().to_owned(),
-                forwarding,
-            }))
-        }
+        "ws" => websocket_request(job_id, &header, query, forwarding),
         _ => None,
     }
+}
+
+/// The first header of a name, and its value if it is visible ASCII.
+type Header<'a> = dyn Fn(&str) -> Option<Option<String>> + 'a;
+
+/// A request for `job_id`'s events, resuming where `Last-Event-ID` (or `?last_event_id=`) says.
+fn events_request(
+    job_id: JobId,
+    header: &Header<'_>,
+    query: &str,
+    forwarding: Forwarding,
+) -> Option<Direct> {
+    // As the axum route reads it: the first header, if it is visible ASCII.
+    let last_event_id = match header("last-event-id").flatten() {
+        Some(header) => Some(header),
+        None => single_query_value(query, "last_event_id").ok()?,
+    };
+    Some(Direct::Events(EventsRequest {
+        job_id,
+        resume_from: follow::resume_point(last_event_id.as_deref()),
+        forwarding,
+    }))
+}
+
+/// A WebSocket upgrade for `job_id`'s changes, if the head is a complete and valid one.
+fn websocket_request(
+    job_id: JobId,
+    header: &Header<'_>,
+    query: &str,
+    forwarding: Forwarding,
+) -> Option<Direct> {
+    let upgrade = header("upgrade").flatten()?;
+    let connection = header("connection").flatten()?;
+    let version = header("sec-websocket-version").flatten()?;
+    let key = header("sec-websocket-key").flatten()?;
+    let upgrades = connection
+        .split(',')
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !upgrade.eq_ignore_ascii_case("websocket") || !upgrades || version.trim() != "13" {
+        return None;
+    }
+    let last_seq = single_query_value(query, "last_seq").ok()?;
+    Some(Direct::WebSocket(WebSocketRequest {
+        job_id,
+        resume_from: follow::resume_point(last_seq.as_deref()),
+        key: key.trim().to_owned(),
+        forwarding,
+    }))
 }
 
 /// The value of query parameter `name`, if present; `Err` when it is repeated (axum answers that).
@@ -137,9 +158,9 @@ mod tests {
         }
     }
 
-    fn sniff_socket(head: &str) -> Option<SocketRequest> {
+    fn sniff_websocket(head: &str) -> Option<WebSocketRequest> {
         match super::sniff(head.as_bytes()) {
-            Some(Direct::Socket(request)) => Some(request),
+            Some(Direct::WebSocket(request)) => Some(request),
             _ => None,
         }
     }
@@ -147,7 +168,7 @@ mod tests {
     #[test]
     fn a_websocket_upgrade_is_taken_with_its_key_and_resume_point() {
         let upgrade = "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
-        let request = sniff_socket(&format!(
+        let request = sniff_websocket(&format!(
             "GET /api/v4/job/{ID}/ws?last_seq=4 HTTP/1.1\r\nHost: x\r\n{upgrade}\r\n"
         ))
         .unwrap();
@@ -161,7 +182,7 @@ mod tests {
             ),
             format!("GET /api/v4/job/{ID}/ws?last_seq=1&last_seq=2 HTTP/1.1\r\n{upgrade}\r\n"),
         ] {
-            assert_eq!(sniff_socket(&declined), None, "{declined:?}");
+            assert_eq!(sniff_websocket(&declined), None, "{declined:?}");
         }
     }
 

@@ -1,26 +1,12 @@
 //! One change written to many sinks: claimed in batches, each batch sent with one io_uring
 //! submission where the kernel allows it, or with one non-blocking `send` per socket.
 
-use super::{Claim, Encoding, Sink};
-use crate::watch::Frame;
+use super::{Claim, Encoding, FANOUT_BATCH, Sink};
+use crate::config::FanoutWrites;
+use crate::job::Frame;
 use bytes::Bytes;
 use std::io;
 use std::sync::Arc;
-
-/// How many sockets one batch writes: the io_uring submission size, and how many sinks a
-/// publisher holds at once (their tasks wait for the batch before writing themselves).
-pub const FANOUT_BATCH: usize = 256;
-
-/// How a publisher writes a change to the sockets of direct streams.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum FanoutWrites {
-    /// One io_uring submission per batch of sockets (Linux 5.6 or later); plain sends where
-    /// io_uring is unavailable (an older kernel, or a container that forbids it).
-    #[default]
-    IoUring,
-    /// One non-blocking `send` per socket.
-    Send,
-}
 
 /// Writes `frame` to each of `sinks` that can take it at once; the others are left to their
 /// tasks (see [`Sink::claim`]).
@@ -96,7 +82,7 @@ impl Chunks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::JobEvent;
+    use crate::job::JobEvent;
     use crate::job::{JobId, JobStatus, Timestamp};
     use crate::sink::Drained;
     use tokio::io::AsyncReadExt;

@@ -13,18 +13,23 @@ mod batch;
 #[cfg(target_os = "linux")]
 mod uring;
 
-pub use batch::{FANOUT_BATCH, FanoutWrites, write_to_all};
+/// How publishers write (configured by `FANOUT_WRITES`), where the sinks' users look for it.
+pub use crate::config::FanoutWrites;
+pub use batch::write_to_all;
 #[cfg(target_os = "linux")]
 pub use uring::{probe as probe_io_uring, send_each};
 
-use crate::hub::JobEvent;
-use crate::watch::{Frame, JobWatch};
+use crate::job::{Frame, JobEvent};
 use bytes::Bytes;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+/// How many sockets one batch writes: the io_uring submission size, and how many sinks a
+/// publisher holds at once (their tasks wait for the batch before writing themselves).
+pub const FANOUT_BATCH: usize = 256;
 
 /// How a direct stream frames a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +79,7 @@ struct SinkState {
 }
 
 /// What the stream's task found after writing what publishers left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Drained {
     /// Nothing left: the socket is the publishers' again.
     Idle,
@@ -83,12 +89,10 @@ pub enum Drained {
     Broken,
 }
 
-/// The task's next piece of work.
+/// The task's next piece of work: bytes to write, or nothing more (and why).
 enum Work {
     Write(Bytes),
-    Idle,
-    Finish,
-    Stop,
+    Done(Drained),
 }
 
 /// A sink whose socket a publisher holds while it writes one change; no one else writes to the
@@ -193,7 +197,7 @@ impl Sink {
     fn next_work(&self) -> Work {
         let mut state = self.state();
         if state.broken {
-            return Work::Stop;
+            return Work::Done(Drained::Broken);
         }
         state.task_writes = true;
         if let Some(rest) = state.backlog.take() {
@@ -205,10 +209,10 @@ impl Sink {
             return Work::Write(self.encoding.encode(&frame));
         }
         if state.finished {
-            return Work::Finish;
+            return Work::Done(Drained::Finished);
         }
         state.task_writes = false;
-        Work::Idle
+        Work::Done(Drained::Idle)
     }
 
     /// Records that the task wrote the state `seq`: publishers skip it, and a pending change
@@ -256,10 +260,10 @@ impl Sink {
         Ok(())
     }
 
-    /// Writes, as the task, the changes `watch` received since its snapshot; whether the final
-    /// state was among them.
-    pub async fn catch_up(&self, watch: &mut JobWatch) -> io::Result<bool> {
-        while let Some(frame) = watch.try_next() {
+    /// Writes, as the task, the `changes` its stream received since its snapshot; whether the
+    /// final state was among them.
+    pub async fn catch_up(&self, changes: impl Iterator<Item = Frame>) -> io::Result<bool> {
+        for frame in changes {
             self.write_frame(&frame).await?;
             if frame.is_final() {
                 return Ok(true);
@@ -282,9 +286,7 @@ impl Sink {
         loop {
             match self.next_work() {
                 Work::Write(bytes) => self.write(&bytes).await?,
-                Work::Idle => return Ok(Drained::Idle),
-                Work::Finish => return Ok(Drained::Finished),
-                Work::Stop => return Ok(Drained::Broken),
+                Work::Done(drained) => return Ok(drained),
             }
         }
     }

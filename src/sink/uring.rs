@@ -5,7 +5,7 @@
 //! answers `EAGAIN` rather than waiting for the socket: every send is complete when
 //! [`send_each`] returns, which is what makes lending it the callers' buffers sound.
 
-use super::batch::FANOUT_BATCH;
+use super::FANOUT_BATCH;
 use io_uring::{IoUring, opcode, types};
 use std::cell::RefCell;
 use std::io;

@@ -9,8 +9,7 @@
 //! fills the bound, new jobs are refused (`503`) until Redis is back.
 
 use super::listing::{Cursor, HeadPage, JobHead, JobPage, ListQuery, collect_page};
-use super::{JobStore, StoreError, WorkQueue};
-use crate::hub::Hub;
+use super::{JobStore, Publisher, StoreError, WorkQueue};
 use crate::job::{Change, Job, JobId, Outcome, Timestamp};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,7 +26,7 @@ struct Shared {
     /// A std mutex: every operation is a short, synchronous critical section with no `.await`.
     state: Mutex<State>,
     /// Where changes made here are published (mirrored states are published by Redis instead).
-    hub: Hub,
+    publisher: Arc<dyn Publisher>,
     /// How long a job lives after its last change.
     ttl: Duration,
     /// The most the jobs held here may take, by [`footprint`].
@@ -82,10 +81,10 @@ struct StoredJob {
 impl MemoryStore {
     /// An empty store whose jobs expire `ttl_secs` after their last change, holding at most
     /// about `max_bytes` of them.
-    pub fn new(hub: Hub, ttl_secs: u64, max_bytes: usize) -> Self {
+    pub fn new(publisher: Arc<dyn Publisher>, ttl_secs: u64, max_bytes: usize) -> Self {
         let shared = Shared {
             state: Mutex::default(),
-            hub,
+            publisher,
             ttl: Duration::from_secs(ttl_secs),
             max_bytes,
         };
@@ -149,7 +148,7 @@ impl MemoryStore {
     }
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
-        self.shared.hub.publish_job(&job);
+        self.shared.publisher.publish_job(&job);
         state.insert(job, Instant::now() + self.shared.ttl, false);
         state.evict_down_to(self.shared.max_bytes);
     }
@@ -231,7 +230,17 @@ impl JobStore for MemoryStore {
         }
     }
 
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        collect_page(query, |after, count| {
+            std::future::ready(Ok(self.read_index(after, count)))
+        })
+        .await
+    }
+}
+
+impl MemoryStore {
+    /// Removes jobs whose TTL has run out (and their index entries); how many.
+    pub fn purge_expired(&self) -> usize {
         let mut state = self.lock();
         let now = Instant::now();
         let mut purged = 0;
@@ -242,18 +251,9 @@ impl JobStore for MemoryStore {
             state.remove(id);
             purged += 1;
         }
-        Ok(purged)
+        purged
     }
 
-    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
-        collect_page(query, |after, count| {
-            std::future::ready(Ok(self.read_index(after, count)))
-        })
-        .await
-    }
-}
-
-impl MemoryStore {
     /// Up to `count` index entries strictly after `after` (newest first), with their live jobs.
     fn read_index(&self, after: Option<Cursor>, count: usize) -> Vec<(Cursor, Option<Job>)> {
         let state = self.lock();
@@ -361,6 +361,13 @@ mod tests {
     use serde_json::value::RawValue;
     use std::collections::HashSet;
 
+    /// No one watches these stores' jobs.
+    struct Nobody;
+
+    impl Publisher for Nobody {
+        fn publish_job(&self, _: &Job) {}
+    }
+
     fn pending_job(ttl_secs: u64) -> Job {
         let input = RawValue::from_string("{}".to_owned()).unwrap();
         Job::new("test", input, Timestamp::now(), ttl_secs)
@@ -368,7 +375,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_job_expires_after_its_ttl_and_cleanup_purges_it() {
-        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
+        let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
         let job = pending_job(60);
         store.create(&job).await.unwrap();
         store.enqueue(job.job_id).await.unwrap();
@@ -378,13 +385,13 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2)).await;
         assert!(store.get(job.job_id).await.unwrap().is_none());
-        assert_eq!(store.purge_expired().await.unwrap(), 1);
+        assert_eq!(store.purge_expired(), 1);
         assert_eq!(store.purge_orphans().await.unwrap(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn every_change_renews_the_ttl() {
-        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
+        let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
         let job = pending_job(60);
         store.create(&job).await.unwrap();
         tokio::time::advance(Duration::from_secs(50)).await;
@@ -400,7 +407,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_queued_job_is_claimed_once() {
-        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
+        let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
         for _ in 0..10 {
             store.enqueue(JobId::new()).await.unwrap();
         }
@@ -415,7 +422,7 @@ mod tests {
     #[tokio::test]
     async fn when_full_the_oldest_mirrored_copies_go_and_what_only_memory_holds_stays() {
         let one = footprint(&pending_job(60));
-        let store = MemoryStore::new(Hub::default(), 60, 10 * one);
+        let store = MemoryStore::new(Arc::new(Nobody), 60, 10 * one);
         let own: Vec<Job> = (0..4).map(|_| pending_job(60)).collect();
         for job in &own {
             store.create(job).await.unwrap(); // made here during an outage
@@ -449,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mirror_never_replaces_a_newer_state() {
-        let store = MemoryStore::new(Hub::default(), 60, usize::MAX);
+        let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
         let mut job = pending_job(60);
         job.seq = 5;
         store.mirror(&job);

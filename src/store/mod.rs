@@ -19,6 +19,13 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+/// Where the memory store's own changes go: this instance's local fan-out (the hub implements
+/// it). Redis publishes the changes it stores itself.
+pub trait Publisher: Send + Sync {
+    /// Delivers `job`'s new state to this instance's watchers of it.
+    fn publish_job(&self, job: &Job);
+}
+
 /// Why a store operation did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,8 +78,6 @@ pub trait JobStore {
         id: JobId,
         change: Change,
     ) -> impl Future<Output = Result<Job, StoreError>> + Send;
-    /// Removes jobs whose TTL has run out (and their index entries); how many.
-    fn purge_expired(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
     /// A page of jobs, newest first.
     fn list(&self, query: &ListQuery) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
 }

@@ -22,6 +22,8 @@ const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
 
 /// How many times a worker retries a change the store could not take (Redis briefly away).
 const STORE_RETRIES: u32 = 10;
+/// How long a worker waits before retrying such a change.
+const CHANGE_RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Applies a worker's change, retrying while the store is briefly unavailable, so a job does not
 /// stall until its lease expires because of one failed round trip.
@@ -38,7 +40,7 @@ async fn apply_retrying(
             {
                 retries += 1;
                 tracing::debug!(%error, retries, "store unavailable; retrying the change");
-                tokio::time::sleep(RETRY_AFTER_ERROR / 4).await;
+                tokio::time::sleep(CHANGE_RETRY_PAUSE).await;
             }
             other => return other,
         }
@@ -176,7 +178,7 @@ impl Worker {
         self.running.insert(job_id, attempt);
         let heartbeat = running::keep_lease(&self.state, job_id);
         let end = deep_research::run(&self.state, job).await;
-        heartbeat.abort();
+        drop(heartbeat);
         match end {
             Ok(RunEnd::Finished) => self.release(job_id).await,
             Ok(RunEnd::Interrupted) => hand_back(&self.state, job_id, attempt).await,

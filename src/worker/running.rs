@@ -28,12 +28,6 @@ impl RunningJobs {
 /// Aborts its task when dropped.
 pub struct Heartbeat(tokio::task::JoinHandle<()>);
 
-impl Heartbeat {
-    pub fn abort(&self) {
-        self.0.abort();
-    }
-}
-
 impl Drop for Heartbeat {
     fn drop(&mut self) {
         self.0.abort();

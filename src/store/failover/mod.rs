@@ -14,7 +14,7 @@ mod sessions;
 use super::listing::{HeadPage, JobPage, ListQuery};
 use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
-use crate::job::{Change, Job, JobId};
+use crate::job::{Change, Job, JobEvent, JobId};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,7 +123,7 @@ impl Store {
 
     /// Purges expired jobs and stale queue and lease entries.
     pub async fn cleanup(&self) -> Result<CleanupReport, StoreError> {
-        let purged_jobs = self.shared.memory.purge_expired().await?;
+        let purged_jobs = self.shared.memory.purge_expired();
         let pruned_index = match self.is_degraded() {
             true => 0, // the memory store's index went with the jobs it purged
             false => self.shared.redis.prune_index().await?,
@@ -132,6 +132,52 @@ impl Store {
             purged_jobs,
             purged_index_entries: self.purge_orphans().await? + pruned_index,
         })
+    }
+
+    /// Removes expired jobs from memory and prunes the Redis job index; how many jobs.
+    pub async fn purge_expired(&self) -> usize {
+        if !self.is_degraded()
+            && let Err(error) = self.shared.redis.prune_index().await
+        {
+            tracing::debug!(%error, "pruning the Redis job index failed");
+        }
+        // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
+        self.shared.memory.purge_expired()
+    }
+
+    /// Applies `change` as [`JobStore::apply`] does; the job's new state as an event whose JSON
+    /// is serialised once: as Redis stored and published it, or here from the memory store.
+    pub async fn apply_event(&self, id: JobId, change: Change) -> Result<JobEvent, StoreError> {
+        Ok(match self.apply_as_stored(id, change).await? {
+            (job, Some(json)) => JobEvent::serialised(&job, json),
+            (job, None) => JobEvent::from(&job),
+        })
+    }
+
+    /// Applies `change`: the job as it now is, with its JSON when Redis stored it.
+    async fn apply_as_stored(
+        &self,
+        id: JobId,
+        change: Change,
+    ) -> Result<(Job, Option<String>), StoreError> {
+        let memory = &self.shared.memory;
+        let retry = change.clone();
+        self.route(
+            async |redis| {
+                let (job, json) = redis.apply_as_stored(id, change).await?;
+                memory.mirror(&job);
+                Ok((job, Some(json)))
+            },
+            async |memory| {
+                let job = match memory.apply(id, retry).await {
+                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
+                    other => other,
+                }?;
+                self.mark_dirty(id);
+                Ok((job, None))
+            },
+        )
+        .await
     }
 
     /// Whether Redis answers a PING right now.
@@ -229,24 +275,7 @@ impl JobStore for Store {
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        let memory = &self.shared.memory;
-        let retry = change.clone();
-        self.route(
-            async |redis| {
-                let job = redis.apply(id, change).await?;
-                memory.mirror(&job);
-                Ok(job)
-            },
-            async |memory| {
-                let job = match memory.apply(id, retry).await {
-                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
-                    other => other,
-                }?;
-                self.mark_dirty(id);
-                Ok(job)
-            },
-        )
-        .await
+        Ok(self.apply_as_stored(id, change).await?.0)
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
@@ -255,16 +284,6 @@ impl JobStore for Store {
             async |memory| memory.list(query).await,
         )
         .await
-    }
-
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
-        if !self.is_degraded()
-            && let Err(error) = self.shared.redis.prune_index().await
-        {
-            tracing::debug!(%error, "pruning the Redis job index failed");
-        }
-        // Redis expires its keys by itself; the memory store (and mirror) needs purging always.
-        self.shared.memory.purge_expired().await
     }
 }
 

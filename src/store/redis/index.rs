@@ -112,7 +112,7 @@ impl RedisStore {
         }
         let mut pipeline = redis::pipe();
         for id in &oldest {
-            pipeline.exists(format!("job:{id}"));
+            pipeline.exists(JobId::key_of(id));
         }
         let exists: Vec<bool> = pipeline.query_async(&mut self.connection()).await?;
         let gone: Vec<&String> = oldest

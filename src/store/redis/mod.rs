@@ -203,8 +203,9 @@ fn is_corrupt_document(error: &::redis::RedisError) -> bool {
     error.to_string().contains("corrupt job document")
 }
 
-/// Turns the transition script's reply into the new job or the reason it was refused.
-fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
+/// Turns the transition script's reply into the new job (and its JSON) or the reason it was
+/// refused.
+fn parse_transition_reply(reply: Vec<String>) -> Result<(Job, String), StoreError> {
     let number = |i: usize| {
         reply
             .get(i)
@@ -212,7 +213,10 @@ fn parse_transition_reply(reply: Vec<String>) -> Result<Job, StoreError> {
             .unwrap_or_default()
     };
     match reply.first().map(String::as_str) {
-        Some("ok" | "unchanged") => Ok(serde_json::from_str(&reply[1])?),
+        Some("ok" | "unchanged") => {
+            let json = &reply[1];
+            Ok((serde_json::from_str(json)?, json.clone()))
+        }
         Some("missing") => Err(StoreError::NotFound),
         Some("rejected") => Err(StoreError::Rejected(match reply[1].as_str() {
             "terminal" if reply[2] == "completed" => Rejection::Terminal("completed"),
@@ -256,6 +260,22 @@ impl JobStore for RedisStore {
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
+        Ok(self.apply_as_stored(id, change).await?.0)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        self.list_page(query).await
+    }
+}
+
+impl RedisStore {
+    /// Applies `change` atomically: the job as it now is, and its JSON as the script stored
+    /// (and published) it.
+    pub async fn apply_as_stored(
+        &self,
+        id: JobId,
+        change: Change,
+    ) -> Result<(Job, String), StoreError> {
         match self.run_transition(id, change).await {
             Ok(reply) => parse_transition_reply(reply),
             Err(StoreError::Redis(error)) if is_corrupt_document(&error) => {
@@ -264,15 +284,5 @@ impl JobStore for RedisStore {
             }
             Err(error) => Err(error),
         }
-    }
-
-    async fn purge_expired(&self) -> Result<usize, StoreError> {
-        // Redis expires job keys by itself; only index entries are left to prune.
-        self.prune_index().await?;
-        Ok(0)
-    }
-
-    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
-        self.list_page(query).await
     }
 }

@@ -136,7 +136,7 @@ impl RedisStore {
         }
         let mut pipeline = redis::pipe();
         for id in &ids {
-            pipeline.exists(format!("job:{id}"));
+            pipeline.exists(JobId::key_of(id));
         }
         let exists: Vec<bool> = pipeline.query_async(&mut connection).await?;
         Ok(ids

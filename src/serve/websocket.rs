@@ -5,11 +5,12 @@
 //! The wire format is tungstenite's: its accept key, frame header parser and frame writer.
 
 use super::direct;
-use super::sniff::SocketRequest;
-use crate::routes::ws::WS_MAX_MESSAGE_BYTES;
+use super::sniff::WebSocketRequest;
+use crate::error::ApiError;
+use crate::follow::{self, Follower, Started};
+use crate::job::wire::{WS_MAX_MESSAGE_BYTES, on_the_wire};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
-use crate::watch::{self, JobWatch, WatchStart, on_the_wire};
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::FrameHeader;
@@ -37,18 +39,26 @@ enum Ending {
 }
 
 /// Answers the upgrade (or `404` before it), then streams the job's changes.
-pub async fn serve_socket(
+pub async fn serve_websocket(
     stream: TcpStream,
     peer: SocketAddr,
-    request: SocketRequest,
+    request: WebSocketRequest,
     state: AppState,
 ) {
     if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
         return direct::write_response(stream, error.into_response()).await;
     }
-    let started = match watch::start(&state, request.job_id, request.resume_from).await {
+    let started = follow::start(
+        &state.hub,
+        &state.store,
+        request.job_id,
+        request.resume_from,
+    );
+    let started = match started.await {
         Ok(started) => started,
-        Err(error) => return direct::write_response(stream, error.into_response()).await,
+        Err(error) => {
+            return direct::write_response(stream, ApiError::from(error).into_response()).await;
+        }
     };
     let accept = tungstenite::handshake::derive_accept_key(request.key.as_bytes());
     let handshake = format!(
@@ -58,9 +68,9 @@ pub async fn serve_socket(
         return;
     }
     let socket = Arc::new(stream);
-    let mut watch = match started {
-        WatchStart::Streaming(watch) => watch,
-        WatchStart::AlreadyFinal(_) => {
+    let mut follower = match started {
+        Started::Streaming(follower) => follower,
+        Started::AlreadyFinal(_) => {
             let close = close_frame(CloseCode::Normal, "job already finished");
             if write_all(&socket, &close).await.is_ok() {
                 direct::close_gracefully(&socket).await;
@@ -69,14 +79,14 @@ pub async fn serve_socket(
         }
     };
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
-    stream_frames(&socket, &mut watch, &state).await;
+    stream_frames(&socket, &mut follower, &state).await;
     tracing::debug!(job_id = %request.job_id, "websocket closed");
 }
 
 /// Streams until the end, writing the closing frame (if any) before publishers let go.
-async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &AppState) {
-    let sink = Sink::new(socket.clone(), Encoding::WebSocket, watch.last_seq());
-    let ending = match changes(socket, &sink, watch, state).await {
+async fn stream_frames(socket: &Arc<TcpStream>, follower: &mut Follower, state: &AppState) {
+    let sink = Sink::new(socket.clone(), Encoding::WebSocket, follower.last_seq());
+    let ending = match write_changes(socket, &sink, follower, state).await {
         Ok(ending) => ending,
         Err(_) => Ending::Drop,
     };
@@ -87,26 +97,39 @@ async fn stream_frames(socket: &Arc<TcpStream>, watch: &mut JobWatch, state: &Ap
     }
 }
 
-async fn changes(
+/// Writes the snapshot and the changes (publishers write most of them), answers pings and
+/// pongs, and pings the client; how the stream ends.
+async fn write_changes(
     socket: &Arc<TcpStream>,
     sink: &Arc<Sink>,
-    watch: &mut JobWatch,
+    follower: &mut Follower,
     state: &AppState,
 ) -> io::Result<Ending> {
     let finished = Ending::Close(CloseCode::Normal, "job finished");
-    if let Some(snapshot) = watch.take_snapshot() {
+    if let Some(snapshot) = follower.take_snapshot() {
         sink.write_frame(&snapshot).await?;
         if snapshot.is_final() {
             return Ok(finished);
         }
     }
-    let Some(_attached) = state.hub.attach_sink(watch.job_id(), sink.clone()) else {
+    let Some(_attached) = state.hub.attach_sink(follower.job_id(), sink.clone()) else {
         return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
     };
-    if sink.catch_up(watch).await? {
+    if sink.catch_up(follower.take_received()).await? {
         return Ok(finished);
     }
     let every = Duration::from_secs(state.config.ws_ping_secs);
+    converse_until_end(socket, sink, every, &state.shutdown).await
+}
+
+/// Writes what publishers leave the task, answers the client's frames and pings it every
+/// `every`, until the stream ends; how it ends.
+async fn converse_until_end(
+    socket: &TcpStream,
+    sink: &Sink,
+    every: Duration,
+    shutdown: &CancellationToken,
+) -> io::Result<Ending> {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     // After a long blocked write, wait a whole interval for the pong, not a burst of ticks.
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -115,10 +138,10 @@ async fn changes(
     loop {
         match sink.drain().await? {
             Drained::Idle => {}
-            Drained::Finished if state.shutdown.is_cancelled() => {
+            Drained::Finished if shutdown.is_cancelled() => {
                 return Ok(Ending::Close(CloseCode::Away, "server shutting down"));
             }
-            Drained::Finished => return Ok(finished),
+            Drained::Finished => return Ok(Ending::Close(CloseCode::Normal, "job finished")),
             Drained::Broken => return Ok(Ending::Drop),
         }
         tokio::select! {
@@ -156,64 +179,81 @@ async fn read_frames(
         Err(error) => return Err(error),
     }
     loop {
-        let mut cursor = Cursor::new(&received[..]);
-        let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
-            return Ok(Some(Ending::Close(CloseCode::Protocol, "malformed frame")));
-        };
-        let Some((header, length)) = parsed else {
-            return Ok(None); // the header is not complete yet
-        };
-        if length > WS_MAX_MESSAGE_BYTES as u64 {
-            return Ok(Some(Ending::Close(CloseCode::Size, "message too big")));
-        }
-        let is_control = matches!(header.opcode, OpCode::Control(_));
-        if header.rsv1 || header.rsv2 || header.rsv3 {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "reserved bits set",
-            )));
-        }
-        if is_control && (length > MAX_CONTROL_PAYLOAD || !header.is_final) {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "invalid control frame",
-            )));
-        }
-        let header_length = cursor.position() as usize;
-        if received.len() < header_length + length as usize {
-            return Ok(None); // the payload is not complete yet
-        }
-        received.advance(header_length);
-        let mut payload = received.split_to(length as usize);
-        let Some(mask) = header.mask else {
-            return Ok(Some(Ending::Close(
-                CloseCode::Protocol,
-                "frames must be masked",
-            )));
-        };
-        for (at, byte) in payload.iter_mut().enumerate() {
-            *byte ^= mask[at % 4];
-        }
-        match header.opcode {
-            OpCode::Control(Control::Pong) => *awaiting_pong = false,
-            OpCode::Control(Control::Ping) => {
-                let pong = on_the_wire(WireFrame::pong(payload.freeze()));
-                sink.write_own(&pong).await?;
+        match next_frame(received) {
+            Ok(Some((opcode, payload))) => {
+                if let Some(ending) = act_on(opcode, payload, sink, awaiting_pong).await? {
+                    return Ok(Some(ending));
+                }
             }
-            OpCode::Control(Control::Close) => {
-                return Ok(Some(Ending::Close(CloseCode::Normal, "")));
-            }
-            OpCode::Data(Data::Binary) => {
-                let reason = "binary frames are not supported";
-                return Ok(Some(Ending::Close(CloseCode::Unsupported, reason)));
-            }
-            OpCode::Data(Data::Text | Data::Continue) => {
-                let reason = "this stream accepts no messages";
-                return Ok(Some(Ending::Close(CloseCode::Policy, reason)));
-            }
-            _ => return Ok(Some(Ending::Close(CloseCode::Protocol, "unknown opcode"))),
+            Ok(None) => return Ok(None),
+            Err(ending) => return Ok(Some(ending)),
         }
     }
+}
+
+/// Takes the next whole frame off `received`, unmasked: its opcode and payload. `Ok(None)` while
+/// the frame is incomplete; `Err` with the close to send for a frame this server refuses.
+fn next_frame(received: &mut BytesMut) -> Result<Option<(OpCode, BytesMut)>, Ending> {
+    let refuse = |reason| Err(Ending::Close(CloseCode::Protocol, reason));
+    let mut cursor = Cursor::new(&received[..]);
+    let Ok(parsed) = FrameHeader::parse(&mut cursor) else {
+        return refuse("malformed frame");
+    };
+    let Some((header, length)) = parsed else {
+        return Ok(None); // the header is not complete yet
+    };
+    if length > WS_MAX_MESSAGE_BYTES as u64 {
+        return Err(Ending::Close(CloseCode::Size, "message too big"));
+    }
+    let is_control = matches!(header.opcode, OpCode::Control(_));
+    if header.rsv1 || header.rsv2 || header.rsv3 {
+        return refuse("reserved bits set");
+    }
+    if is_control && (length > MAX_CONTROL_PAYLOAD || !header.is_final) {
+        return refuse("invalid control frame");
+    }
+    let header_length = cursor.position() as usize;
+    if received.len() < header_length + length as usize {
+        return Ok(None); // the payload is not complete yet
+    }
+    received.advance(header_length);
+    let mut payload = received.split_to(length as usize);
+    let Some(mask) = header.mask else {
+        return refuse("frames must be masked");
+    };
+    for (at, byte) in payload.iter_mut().enumerate() {
+        *byte ^= mask[at % 4];
+    }
+    Ok(Some((header.opcode, payload)))
+}
+
+/// Answers one frame from the client; `Some` when the stream must end.
+async fn act_on(
+    opcode: OpCode,
+    payload: BytesMut,
+    sink: &Sink,
+    awaiting_pong: &mut bool,
+) -> io::Result<Option<Ending>> {
+    let ending = match opcode {
+        OpCode::Control(Control::Pong) => {
+            *awaiting_pong = false;
+            return Ok(None);
+        }
+        OpCode::Control(Control::Ping) => {
+            let pong = on_the_wire(WireFrame::pong(payload.freeze()));
+            sink.write_own(&pong).await?;
+            return Ok(None);
+        }
+        OpCode::Control(Control::Close) => Ending::Close(CloseCode::Normal, ""),
+        OpCode::Data(Data::Binary) => {
+            Ending::Close(CloseCode::Unsupported, "binary frames are not supported")
+        }
+        OpCode::Data(Data::Text | Data::Continue) => {
+            Ending::Close(CloseCode::Policy, "this stream accepts no messages")
+        }
+        _ => Ending::Close(CloseCode::Protocol, "unknown opcode"),
+    };
+    Ok(Some(ending))
 }
 
 fn close_frame(code: CloseCode, reason: &'static str) -> Vec<u8> {
