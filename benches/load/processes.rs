@@ -68,6 +68,9 @@ impl Server {
             // Every load client comes from one address; the per-client limits would refuse them.
             .env("CREATE_RATE_PER_MIN", "0")
             .env("STREAM_RATE_PER_MIN", "0")
+            // The 10,000-subscriber fan-out holds more than the default cap of connections (the
+            // server lowers this to what its open-files limit allows).
+            .env("MAX_CONNECTIONS", "1000000")
             .envs(vars.iter().copied());
         Self::spawn(command, "jobcast listening").await
     }
