@@ -9,9 +9,9 @@
 //! the queue and leases held in memory move to Redis. Then the instance switches back.
 
 mod resync;
+mod routing;
 mod sessions;
 
-use super::listing::{HeadPage, JobPage, ListQuery};
 use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
 use crate::job::{Change, Job, JobEvent, JobId};
@@ -234,144 +234,5 @@ impl Store {
             };
         }
         on_memory(&self.shared.memory).await
-    }
-}
-
-impl JobStore for Store {
-    async fn create(&self, job: &Job) -> Result<(), StoreError> {
-        let memory = &self.shared.memory;
-        self.route(
-            async |redis| {
-                redis.create(job).await?;
-                memory.mirror(job);
-                Ok(())
-            },
-            async |memory| {
-                memory.create(job).await?;
-                self.mark_dirty(job.job_id);
-                Ok(())
-            },
-        )
-        .await
-    }
-
-    async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let memory = &self.shared.memory;
-        self.route(
-            async |redis| {
-                let job = redis.get(id).await?;
-                if let Some(job) = &job {
-                    memory.mirror(job);
-                }
-                Ok(job)
-            },
-            // A job this instance never saw may exist in Redis: not "not found", but unavailable.
-            async |memory| match memory.get(id).await? {
-                Some(job) => Ok(Some(job)),
-                None => Err(StoreError::Unreachable),
-            },
-        )
-        .await
-    }
-
-    async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        Ok(self.apply_as_stored(id, change).await?.0)
-    }
-
-    async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
-        self.route(
-            async |redis| redis.list(query).await,
-            async |memory| memory.list(query).await,
-        )
-        .await
-    }
-}
-
-impl WorkQueue for Store {
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
-        self.route(
-            async |redis| redis.enqueue(id).await,
-            async |memory| memory.enqueue(id).await,
-        )
-        .await
-    }
-
-    async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
-        self.route(
-            async |redis| redis.claim(lease).await,
-            async |memory| memory.claim(lease).await,
-        )
-        .await
-    }
-
-    async fn renew(&self, id: JobId, lease: Duration) -> Result<(), StoreError> {
-        self.route(
-            async |redis| redis.renew(id, lease).await,
-            async |memory| memory.renew(id, lease).await,
-        )
-        .await
-    }
-
-    async fn release(&self, id: JobId) -> Result<(), StoreError> {
-        // A lease may sit in either place (taken in memory during an outage): drop both.
-        self.shared.memory.release(id).await?;
-        self.route(async |redis| redis.release(id).await, async |_| Ok(()))
-            .await
-    }
-
-    async fn expired_leases(&self, limit: usize) -> Result<Vec<JobId>, StoreError> {
-        self.route(
-            async |redis| redis.expired_leases(limit).await,
-            async |memory| memory.expired_leases(limit).await,
-        )
-        .await
-    }
-
-    async fn try_sweep_lock(&self, hold: Duration) -> Result<bool, StoreError> {
-        self.route(
-            async |redis| redis.try_sweep_lock(hold).await,
-            async |memory| memory.try_sweep_lock(hold).await,
-        )
-        .await
-    }
-
-    async fn purge_orphans(&self) -> Result<usize, StoreError> {
-        self.route(
-            async |redis| redis.purge_orphans().await,
-            async |memory| memory.purge_orphans().await,
-        )
-        .await
-    }
-
-    async fn queued_len(&self) -> Result<usize, StoreError> {
-        self.route(
-            async |redis| redis.queued_len().await,
-            async |memory| memory.queued_len().await,
-        )
-        .await
-    }
-
-    async fn work_in_hand(&self) -> Result<HashSet<JobId>, StoreError> {
-        self.route(
-            async |redis| redis.work_in_hand().await,
-            async |memory| memory.work_in_hand().await,
-        )
-        .await
-    }
-
-    async fn index_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
-        self.route(
-            async |redis| redis.index_heads(start, count).await,
-            async |memory| memory.index_heads(start, count).await,
-        )
-        .await
-    }
-
-    async fn try_reconcile_lock(&self, hold: Duration) -> Result<bool, StoreError> {
-        self.route(
-            async |redis| redis.try_reconcile_lock(hold).await,
-            async |memory| memory.try_reconcile_lock(hold).await,
-        )
-        .await
     }
 }
