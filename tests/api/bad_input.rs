@@ -2,7 +2,6 @@
 
 use crate::helpers::*;
 use reqwest::StatusCode;
-use reqwest::header::CONTENT_TYPE;
 use serde_json::json;
 
 async fn app() -> (TestRedis, TestApp) {
@@ -13,20 +12,12 @@ async fn app() -> (TestRedis, TestApp) {
     (redis, app)
 }
 
-async fn post_raw(app: &TestApp, path: &str, body: &'static str) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn malformed_json_is_400_with_a_detail() {
     let (_redis, app) = app().await;
-    let response = post_raw(&app, "/api/v4/deep-research", "{\"product_name\": ").await;
+    let response = app
+        .post_raw("/api/v4/deep-research", "{\"product_name\": ")
+        .await;
     let detail = detail_of(response, StatusCode::BAD_REQUEST).await;
     assert!(detail.contains("JSON"), "{detail}");
 }

@@ -12,15 +12,6 @@ async fn list(app: &TestApp, query: &str) -> Value {
     response.json().await.unwrap()
 }
 
-fn ids(page: &Value) -> Vec<String> {
-    page["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["job_id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn listing_pages_newest_first_and_filters_by_status(app: &TestApp) {
     let mut created = Vec::new();
     for n in 0..7 {
@@ -39,7 +30,7 @@ async fn listing_pages_newest_first_and_filters_by_status(app: &TestApp) {
     let second = list(app, &format!("?limit=3&cursor={cursor}")).await;
     let cursor = second["next_cursor"].as_str().unwrap().to_owned();
     let third = list(app, &format!("?limit=3&cursor={cursor}")).await;
-    let paged: Vec<String> = [ids(&first), ids(&second), ids(&third)].concat();
+    let paged: Vec<String> = [job_ids(&first), job_ids(&second), job_ids(&third)].concat();
     assert_eq!(paged, created);
     assert!(
         first["jobs"][0].get("result").is_none(),
@@ -47,7 +38,7 @@ async fn listing_pages_newest_first_and_filters_by_status(app: &TestApp) {
     );
 
     let failed = list(app, "?status=failed").await;
-    assert_eq!(ids(&failed).len(), 3);
+    assert_eq!(job_ids(&failed).len(), 3);
     assert!(
         failed["jobs"]
             .as_array()
@@ -83,7 +74,7 @@ async fn index_entries_go_when_their_job_key_expires() {
     let expired = app.create_external_job().await;
     let _: () = redis.command(&["DEL", &job_key(&expired)]).await;
 
-    assert_eq!(ids(&list(&app, "").await), vec![kept.clone()]);
+    assert_eq!(job_ids(&list(&app, "").await), vec![kept.clone()]);
     let in_index: Option<f64> = redis.command(&["ZSCORE", INDEX_KEY, &expired]).await;
     assert_eq!(in_index, None, "pruned while listing");
 

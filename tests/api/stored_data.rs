@@ -5,31 +5,14 @@
 use crate::helpers::*;
 use jobcast::job::{Job, JobStatus, Timestamp};
 use reqwest::StatusCode;
-use reqwest::header::CONTENT_TYPE;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn post_raw(app: &TestApp, path: &str, body: String) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn listed_ids(app: &TestApp) -> Vec<String> {
     let response = app.get("/api/v4/jobs?limit=100").await;
     assert_eq!(response.status(), StatusCode::OK);
-    let page: Value = response.json().await.unwrap();
-    page["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|job| job["job_id"].as_str().unwrap().to_owned())
-        .collect()
+    job_ids(&response.json().await.unwrap())
 }
 
 /// Writes `document` under `job:<id>` and indexes it, as an older version or a hand might have.
@@ -46,7 +29,7 @@ async fn an_input_with_a_lone_surrogate_or_a_number_beyond_f64_is_422_and_not_st
     let app = spawn_app(&redis).await;
     for input in [r#""\ud800""#, "1e400", r#"{"deep":["\udfff"]}"#, "[-1e999]"] {
         let body = format!(r#"{{"kind": "external", "input": {input}}}"#);
-        let response = post_raw(&app, "/api/v4/jobs", body).await;
+        let response = app.post_raw("/api/v4/jobs", body).await;
         let detail = detail_of(response, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(detail.contains("input"), "{input}: {detail}");
     }
@@ -65,7 +48,7 @@ async fn a_result_beyond_f64_is_422_and_the_job_stays_listable() {
         .await;
 
     let path = format!("/api/v4/job/{id}/complete");
-    let response = post_raw(&app, &path, r#"{"result": 1e999}"#.to_owned()).await;
+    let response = app.post_raw(&path, r#"{"result": 1e999}"#.to_owned()).await;
     let detail = detail_of(response, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     assert!(detail.contains("result"), "{detail}");

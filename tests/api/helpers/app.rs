@@ -98,6 +98,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// A POST of `body` as it is, declared JSON: for bodies `serde_json` would not write.
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
+        self.client
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client
             .get(self.url(path))
@@ -144,6 +155,16 @@ impl TestApp {
     pub async fn report(&self, id: &str, action: &str, body: &Value) -> Response {
         self.post(&format!("/api/v4/job/{id}/{action}"), body).await
     }
+}
+
+/// The ids of a listing page (`GET /api/v4/jobs`), in its order.
+pub fn job_ids(page: &Value) -> Vec<String> {
+    page["jobs"]
+        .as_array()
+        .expect("a listing has jobs")
+        .iter()
+        .map(|job| job["job_id"].as_str().expect("job_id").to_owned())
+        .collect()
 }
 
 /// The `detail` of an error response, asserting its status.
