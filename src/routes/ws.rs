@@ -9,6 +9,8 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
@@ -39,7 +41,20 @@ async fn job_socket(
     State(state): State<AppState>,
     JobIdPath(job_id): JobIdPath,
     ApiQuery(query): ApiQuery<ResumeQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    // An `Origin` that is not text is refused like a foreign one.
+    let origin = headers
+        .get(ORIGIN)
+        .map(|value| value.to_str().unwrap_or("\u{0}"));
+    let host = headers.get(HOST).and_then(|value| value.to_str().ok());
+    if !state
+        .config
+        .cors_allowed_origins
+        .allows_websocket(origin, host)
+    {
+        return Err(ApiError::OriginNotAllowed);
+    }
     let resume_from = follow::resume_point(query.last_seq.as_deref());
     let start = follow::start(&state.hub, &state.store, job_id, resume_from).await?;
     let shutdown = state.shutdown.clone();
