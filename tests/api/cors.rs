@@ -204,3 +204,84 @@ async fn websocket_upgrades_from_a_foreign_origin_are_refused_on_both_paths() {
         assert_eq!(status(None).await, 101, "reused {reused}");
     }
 }
+
+/// A dashboard on another origin: watches `?job=` on the server at `?api=` over SSE (with
+/// credentials), WebSocket and a fetch, writing what each got into the page.
+const DASHBOARD: &str = r#"<!doctype html>
+<html><body>
+<p>sse: <span id="sse">waiting</span></p>
+<p>ws: <span id="ws">waiting</span></p>
+<p>poll: <span id="poll">waiting</span></p>
+<script>
+const params = new URLSearchParams(location.search);
+const api = params.get("api"), job = params.get("job");
+const show = (id, text) => { document.getElementById(id).textContent = text; };
+const events = new EventSource(`${api}/api/v4/job/${job}/events`, {withCredentials: true});
+events.addEventListener("snapshot", (e) => show("sse", "snapshot " + JSON.parse(e.data).status));
+events.onerror = () => { if (events.readyState === EventSource.CLOSED) show("sse", "failed"); };
+const socket = new WebSocket(`${api.replace("http", "ws")}/api/v4/job/${job}/ws`);
+socket.onmessage = (e) => show("ws", "message " + JSON.parse(e.data).event);
+socket.onerror = () => show("ws", "failed");
+fetch(`${api}/api/v4/job/${job}`)
+  .then((r) => r.json())
+  .then((j) => show("poll", "status " + j.status))
+  .catch((e) => show("poll", "failed " + e.name));
+</script>
+</body></html>"#;
+
+/// Serves [`DASHBOARD`] on a port of its own (another origin); its address.
+async fn serve_dashboard() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let page = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { axum::response::Html(DASHBOARD) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, page).await });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dashboard_on_an_allowed_origin_watches_a_job_and_one_on_another_origin_cannot() {
+    let redis = TestRedis::start().await;
+    let dashboard = serve_dashboard().await;
+    let allowing = spawn_app_allowing(&redis, &format!("http://{dashboard}")).await;
+    let refusing = spawn_app_allowing(&redis, ALLOWED).await;
+    let browser = Browser::start().await;
+    for (app, allowed) in [(&allowing, true), (&refusing, false)] {
+        let id = app.create_external_job().await;
+        let api = format!("http://{}", app.addr);
+        browser
+            .goto(&format!("http://{dashboard}/?api={api}&job={id}"))
+            .await;
+        if allowed {
+            browser.wait_for_text("#sse", "snapshot pending").await;
+            browser.wait_for_text("#ws", "message snapshot").await;
+            browser.wait_for_text("#poll", "status pending").await;
+        } else {
+            browser.wait_for_text("#sse", "failed").await;
+            browser.wait_for_text("#ws", "failed").await;
+            browser.wait_for_text("#poll", "failed TypeError").await;
+        }
+    }
+}
+
+#[test]
+fn an_origin_that_is_not_one_stops_startup_naming_the_variable() {
+    for value in [
+        "dash.example",
+        "https://dash.example/app",
+        "*,https://dash.example",
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_jobcast"))
+            .env("CORS_ALLOWED_ORIGINS", value)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("binary runs");
+        assert!(!output.status.success(), "{value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("CORS_ALLOWED_ORIGINS"), "{value}: {stderr}");
+    }
+}
