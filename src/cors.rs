@@ -141,16 +141,24 @@ fn parse_origin(entry: &str) -> Result<String, String> {
     if !matches!(scheme, "http" | "https") || authority.is_empty() {
         return Err(invalid());
     }
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            (host, Some(port))
+    let (host_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let (address, after) = bracketed.split_once(']').ok_or_else(invalid)?;
+            let port = match after {
+                "" => None,
+                _ => Some(after.strip_prefix(':').ok_or_else(invalid)?),
+            };
+            (address.parse::<std::net::Ipv6Addr>().is_ok(), port)
         }
-        _ => (authority, None),
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            let name = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+            (!host.is_empty() && host.bytes().all(name), port)
+        }
     };
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:".contains(&b));
     let port_ok = port.is_none_or(|port| port.parse::<u16>().is_ok());
     if !host_ok || !port_ok || HeaderValue::from_str(entry).is_err() {
         return Err(invalid());
@@ -166,7 +174,11 @@ mod tests {
     fn origins_are_parsed_and_bad_ones_refused() {
         assert_eq!(CorsOrigins::parse(""), Ok(CorsOrigins::SameOrigin));
         assert_eq!(CorsOrigins::parse("*"), Ok(CorsOrigins::Any));
-        let listed = CorsOrigins::parse("https://dash.example, http://127.0.0.1:8081").unwrap();
+        let listed =
+            CorsOrigins::parse("https://dash.example, http://127.0.0.1:8081, http://[::1]")
+                .unwrap();
+        assert!(listed.allows(b"http://[::1]"));
+        assert!(CorsOrigins::parse("http://[::1]:8080").is_ok());
         assert!(listed.allows(b"https://dash.example"));
         assert!(listed.allows(b"http://127.0.0.1:8081"));
         assert!(!listed.allows(b"http://127.0.0.1:8082"));
@@ -177,6 +189,8 @@ mod tests {
             "https://x/path",
             "https://x:99999",
             "*,https://x",
+            "http://[::1",
+            "http://a:1:2",
         ] {
             assert!(CorsOrigins::parse(bad).is_err(), "{bad}");
         }
