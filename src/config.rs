@@ -1,6 +1,7 @@
 //! Configuration, read once at startup from environment variables or the matching flags.
 
 use crate::client_addr::TrustedProxies;
+use crate::cors::CorsOrigins;
 use clap::Parser;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -183,6 +184,12 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", value_name = "MAX_CONNECTIONS", default_value_t = 10_000,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
+    /// Browser origins whose pages may call this server (comma-separated `scheme://host[:port]`,
+    /// with credentials), or `*` for any origin on the read endpoints; empty: same origin only.
+    /// WebSocket upgrades from other origins are refused with 403.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS", default_value = "",
+        value_parser = CorsOrigins::parse)]
+    pub cors_allowed_origins: CorsOrigins,
 }
 
 impl Config {

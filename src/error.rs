@@ -27,6 +27,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("Forbidden: this endpoint answers loopback clients only while ADMIN_TOKEN is unset")]
     Forbidden,
+    /// A WebSocket upgrade from a browser page of an origin `CORS_ALLOWED_ORIGINS` does not list.
+    #[error("Forbidden: this origin may not open a WebSocket here (see CORS_ALLOWED_ORIGINS)")]
+    OriginNotAllowed,
     #[error("Not Found")]
     RouteNotFound,
     #[error("Method Not Allowed")]
@@ -87,7 +90,7 @@ impl ApiError {
             Self::BadInput { status, .. } => *status,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unavailable(_)
             | Self::StoreUnreachable

@@ -9,6 +9,7 @@
 //!   its frames per encoding, and the SSE and WebSocket bytes ([`job::event`], [`job::wire`]).
 //! - [`research`]: the built-in deep-research job: its input, steps and report.
 //! - [`client_addr`]: who the client is behind trusted proxies; [`rate_limit`]: per-client limits.
+//! - [`cors`]: which browser origins may read the answers (`CORS_ALLOWED_ORIGINS`).
 //! - [`config`]: every setting and its value enums; [`telemetry`]: structured logs.
 //! - [`store`]: the `JobStore` and `WorkQueue` traits, their Redis and memory backends, failover.
 //! - [`sink`]: a direct stream's socket, written by the publisher of a change (io_uring or send).
@@ -38,6 +39,7 @@ pub mod auth;
 pub mod cache;
 pub mod client_addr;
 pub mod config;
+pub mod cors;
 pub mod error;
 pub mod extract;
 pub mod follow;

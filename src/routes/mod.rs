@@ -34,13 +34,16 @@ pub fn router(state: AppState) -> Router {
 /// `routes` behind the application's fallbacks and layers: what [`router`] serves, and what a
 /// test wraps around routes of its own to drive the layers (a handler that panics, say).
 pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
-    routes
+    let routes = routes
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .layer(CatchPanicLayer::custom(panic_response));
+    let routes = match state.config.cors_allowed_origins.layer() {
+        Some(cors) => routes.layer(cors),
+        None => routes,
+    };
+    routes.layer(TraceLayer::new_for_http()).with_state(state)
 }
 
 /// A handler that panicked answers 500 with `{"detail"}` (and the panic is logged), rather than

@@ -7,8 +7,11 @@ use crate::follow::{self, Follower, Started};
 use crate::job::Frame;
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::header::{HOST, ORIGIN};
+use axum::http::request::Parts;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
@@ -32,8 +35,31 @@ struct ResumeQuery {
     last_seq: Option<String>,
 }
 
+/// An upgrade whose `Origin` is absent, the server's own or allowed by `CORS_ALLOWED_ORIGINS`
+/// (`403` otherwise, before it counts against the client's stream quota, as on the direct path).
+struct AllowedOrigin;
+
+impl FromRequestParts<AppState> for AllowedOrigin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let headers = &parts.headers;
+        // An `Origin` that is not text is refused like a foreign one.
+        let origin = headers
+            .get(ORIGIN)
+            .map(|value| value.to_str().unwrap_or("\u{0}"));
+        let host = headers.get(HOST).and_then(|value| value.to_str().ok());
+        let origins = &state.config.cors_allowed_origins;
+        origins
+            .allows_websocket(origin, host)
+            .then_some(Self)
+            .ok_or(ApiError::OriginNotAllowed)
+    }
+}
+
 /// Checks the job exists (`404` before any upgrade), then streams it.
 async fn job_socket(
+    _: AllowedOrigin,
     _: StreamQuota,
     upgrade: WebSocketUpgrade,
     State(state): State<AppState>,

@@ -42,8 +42,12 @@ pub async fn serve_events(
     request: EventsRequest,
     state: AppState,
 ) {
+    let cors = state
+        .config
+        .cors_allowed_origins
+        .response_headers(request.origin.as_deref());
     if let Err(error) = admit_stream(&state, peer, &request.forwarding) {
-        return write_response(stream, error.into_response()).await;
+        return write_response(stream, with_headers(error.into_response(), cors)).await;
     }
     let started = follow::start(
         &state.hub,
@@ -55,14 +59,18 @@ pub async fn serve_events(
     let mut follower = match started {
         Ok(Started::Streaming(follower)) => follower,
         Ok(Started::AlreadyFinal(_)) => {
-            return write_response(stream, StatusCode::NO_CONTENT.into_response()).await;
+            let response = with_headers(StatusCode::NO_CONTENT.into_response(), cors);
+            return write_response(stream, response).await;
         }
-        Err(error) => return write_response(stream, ApiError::from(error).into_response()).await,
+        Err(error) => {
+            let response = with_headers(ApiError::from(error).into_response(), cors);
+            return write_response(stream, response).await;
+        }
     };
     let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
     let socket = Arc::new(stream);
-    let ended = stream_changes(&socket, &mut follower, &state).await;
+    let ended = stream_changes(&socket, &mut follower, &state, &cors).await;
     if ended.is_ok() && write_all(&socket, LAST_CHUNK).await.is_ok() {
         close_gracefully(&socket).await;
     }
@@ -85,9 +93,10 @@ async fn stream_changes(
     socket: &Arc<TcpStream>,
     follower: &mut Follower,
     state: &AppState,
+    cors: &HeaderMap,
 ) -> io::Result<()> {
     let sink = Sink::new(socket.clone(), Encoding::Sse, follower.last_seq());
-    let mut opening = response_head(StatusCode::OK, &HeaderMap::new(), Body::Chunked);
+    let mut opening = response_head(StatusCode::OK, cors, Body::Chunked);
     opening.extend_from_slice(&http_chunk(&retry_hint()));
     let mut finished = false;
     if let Some(snapshot) = follower.take_snapshot() {
@@ -203,6 +212,12 @@ pub fn response_head(status: StatusCode, headers: &HeaderMap, body: Body) -> Vec
     );
     head.extend_from_slice(b"\r\n");
     head
+}
+
+/// `response` with `headers` added (the CORS headers of a direct answer).
+pub fn with_headers(mut response: Response, headers: HeaderMap) -> Response {
+    response.headers_mut().extend(headers);
+    response
 }
 
 /// Writes a complete (non-streaming) response and closes the connection.

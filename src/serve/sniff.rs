@@ -27,6 +27,8 @@ pub struct EventsRequest {
     pub resume_from: Option<u64>,
     /// The forwarding headers, for the client's address.
     pub forwarding: Forwarding,
+    /// `Origin`, for the CORS headers of the answer.
+    pub origin: Option<String>,
 }
 
 /// A WebSocket upgrade for a job's changes.
@@ -39,6 +41,9 @@ pub struct WebSocketRequest {
     pub key: String,
     /// The forwarding headers, for the client's address.
     pub forwarding: Forwarding,
+    /// `Origin` and `Host`, for the cross-origin check.
+    pub origin: Option<String>,
+    pub host: Option<String>,
 }
 
 /// `Some` when `head` holds a whole request that can be served directly.
@@ -96,6 +101,7 @@ fn events_request(
         job_id,
         resume_from: follow::resume_point(last_event_id.as_deref()),
         forwarding,
+        origin: present(header("origin"))?,
     }))
 }
 
@@ -122,7 +128,18 @@ fn websocket_request(
         resume_from: follow::resume_point(last_seq.as_deref()),
         key: key.trim().to_owned(),
         forwarding,
+        origin: present(header("origin"))?,
+        host: present(header("host"))?,
     }))
+}
+
+/// An optional header's value (`Some(None)` when absent); `None` when it is not visible ASCII,
+/// which is left to axum.
+fn present(header: Option<Option<String>>) -> Option<Option<String>> {
+    match header {
+        None => Some(None),
+        Some(value) => value.map(Some),
+    }
 }
 
 /// The value of query parameter `name`, if present; `Err` when it is repeated (axum answers that).

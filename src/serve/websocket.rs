@@ -45,6 +45,11 @@ pub async fn serve_websocket(
     request: WebSocketRequest,
     state: AppState,
 ) {
+    let origins = &state.config.cors_allowed_origins;
+    if !origins.allows_websocket(request.origin.as_deref(), request.host.as_deref()) {
+        let refused = ApiError::OriginNotAllowed.into_response();
+        return direct::write_response(stream, refused).await;
+    }
     if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
         return direct::write_response(stream, error.into_response()).await;
     }

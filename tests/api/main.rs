@@ -7,6 +7,7 @@ mod browser;
 mod chaos;
 mod config;
 mod connections;
+mod cors;
 mod dashboard;
 mod fallback;
 mod helpers;
