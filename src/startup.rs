@@ -102,9 +102,15 @@ impl App {
         let state = self.state.clone();
         let workers = worker::spawn_workers(&state);
         worker::spawn_sweeper(&state);
-        tokio::spawn(purge_periodically(state.clone()));
-        tokio::spawn(evict_idle_cache(state.clone()));
-        tokio::spawn(prune_rate_limits(state.clone()));
+        spawn_every(&state, MEMORY_PURGE_INTERVAL, purge_memory);
+        spawn_every(&state, CACHE_IDLE / 4, async |state| {
+            let cached = state.cache.evict_idle();
+            tracing::trace!(cached, "idle cache entries evicted");
+        });
+        spawn_every(&state, RATE_LIMIT_PRUNE_INTERVAL, async |state| {
+            let tracked = state.limits.prune();
+            tracing::trace!(tracked, "rate-limited clients pruned");
+        });
         tokio::spawn(close_streams_at_shutdown(state.clone()));
         info!(
             addr = %self.local_addr(),
@@ -197,18 +203,30 @@ fn log_fanout_writes(writes: FanoutWrites) {
     info!("fan-out writes: send (io_uring is Linux only)");
 }
 
-async fn purge_periodically(state: AppState) {
-    let mut interval = tokio::time::interval(MEMORY_PURGE_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = interval.tick() => {}
+/// Runs `chore` every `period` until shutdown.
+fn spawn_every<F, Fut>(state: &AppState, period: Duration, chore: F)
+where
+    F: Fn(AppState) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                _ = state.shutdown.cancelled() => return,
+                _ = interval.tick() => chore(state.clone()).await,
+            }
         }
-        let purged = state.store.purge_expired().await;
-        tracing::debug!(purged, "expired jobs purged from memory");
-        if let Err(error) = state.store.write_back_revocations().await {
-            tracing::debug!(%error, "signed-out sessions not yet written to Redis");
-        }
+    });
+}
+
+/// Purges expired jobs from memory and writes sign-outs made during an outage to Redis.
+async fn purge_memory(state: AppState) {
+    let purged = state.store.purge_expired().await;
+    tracing::debug!(purged, "expired jobs purged from memory");
+    if let Err(error) = state.store.write_back_revocations().await {
+        tracing::debug!(%error, "signed-out sessions not yet written to Redis");
     }
 }
 
@@ -216,28 +234,4 @@ async fn purge_periodically(state: AppState) {
 async fn close_streams_at_shutdown(state: AppState) {
     state.shutdown.cancelled().await;
     state.hub.close();
-}
-
-async fn prune_rate_limits(state: AppState) {
-    let mut interval = tokio::time::interval(RATE_LIMIT_PRUNE_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let tracked = state.limits.prune();
-        tracing::trace!(tracked, "rate-limited clients pruned");
-    }
-}
-
-async fn evict_idle_cache(state: AppState) {
-    let mut interval = tokio::time::interval(CACHE_IDLE / 4);
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => return,
-            _ = interval.tick() => {}
-        }
-        let cached = state.cache.evict_idle();
-        tracing::trace!(cached, "idle cache entries evicted");
-    }
 }
