@@ -281,17 +281,10 @@ async fn during_an_outage_the_page_keeps_waiting_for_a_job_its_server_never_saw(
         ServerProcess::start(&vars).await,
         ServerProcess::start(&vars).await,
     );
+    let id = a
+        .create("/api/v4/jobs", serde_json::json!({"kind": "external"}))
+        .await;
     let client = reqwest::Client::new();
-    let created: Value = client
-        .post(a.url("/api/v4/jobs"))
-        .json(&serde_json::json!({"kind": "external"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["job_id"].as_str().unwrap().to_owned();
 
     redis.freeze();
     let browser = Browser::start().await;

@@ -5,18 +5,6 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
-async fn create_job(server: &ServerProcess, path: &str, body: Value) -> String {
-    let response = reqwest::Client::new()
-        .post(server.url(path))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    let job: Value = response.json().await.unwrap();
-    job["job_id"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_on_instance_b_watches_live_a_job_created_and_run_on_instance_a() {
     let redis = TestRedis::start().await;
@@ -31,7 +19,7 @@ async fn a_client_on_instance_b_watches_live_a_job_created_and_run_on_instance_a
 
     let body =
         json!({"product_name": "Cola", "ingredients": ["water", "sugar", "aspartame", "caffeine"]});
-    let id = create_job(&a, "/api/v4/deep-research", body).await;
+    let id = a.create("/api/v4/deep-research", body).await;
     let mut stream = SseStream::connect(&b.url(&format!("/api/v4/job/{id}/events")), None).await;
     let events = stream.collect_until_end().await;
 
@@ -118,12 +106,12 @@ async fn sigterm_ends_thousands_of_open_streams_and_the_process_exits_without_wa
         ("SHUTDOWN_GRACE_MS", "20000"),
     ])
     .await;
-    let id = create_job(
-        &server,
-        "/api/v4/deep-research",
-        json!({"product_name": "Cola", "ingredients": ["water"]}),
-    )
-    .await;
+    let id = server
+        .create(
+            "/api/v4/deep-research",
+            json!({"product_name": "Cola", "ingredients": ["water"]}),
+        )
+        .await;
     let path = format!("/api/v4/job/{id}/events");
     let _silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let mut streams = Vec::with_capacity(STREAMS);

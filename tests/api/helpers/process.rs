@@ -82,6 +82,19 @@ impl ServerProcess {
         (output.status, stderr)
     }
 
+    /// POSTs `body` to a create endpoint (`path`), asserting success; the new job's id.
+    pub async fn create(&self, path: &str, body: Value) -> String {
+        let response = reqwest::Client::new()
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .expect("request sent");
+        assert!(response.status().is_success(), "{}", response.status());
+        let job: Value = response.json().await.expect("json");
+        job["job_id"].as_str().expect("job_id").to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
