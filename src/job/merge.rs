@@ -58,12 +58,19 @@ impl Job {
             && merged.result.as_ref().map(|r| r.get()) == self.result.as_ref().map(|r| r.get())
     }
 
-    /// Whether writing this state back over `stored` changes anything a client would see: not
-    /// when `stored` covers it with a higher seq (clients that saw this one take `stored` as a
-    /// change), nor when both are the very same state.
-    pub fn adds_to(&self, stored: &Job) -> bool {
+    /// What to write back over `stored` so that nothing either state told a client is lost:
+    /// `None` when `stored` already says it all (it covers this state with a higher seq, or is
+    /// this very state); this state as it is when it covers `stored` with a higher seq (a
+    /// fast-forward, no seq needed above it); otherwise the merge of both.
+    pub fn written_over(&self, stored: &Job) -> Option<Job> {
         let same = stored.seq == self.seq && self.covers(stored);
-        !(stored.covers(self) && (stored.seq > self.seq || same))
+        if stored.covers(self) && (stored.seq > self.seq || same) {
+            return None;
+        }
+        if self.covers(stored) && self.seq > stored.seq {
+            return Some(self.clone());
+        }
+        Some(stored.merged_with(self))
     }
 
     /// Which of two states leads the merge (`Greater`: `self` does).
@@ -198,18 +205,23 @@ mod tests {
     }
 
     #[test]
-    fn a_state_adds_to_what_redis_holds_unless_redis_has_it_already_with_its_seq_or_a_higher_one() {
+    fn a_write_back_keeps_what_redis_has_fast_forwards_a_descendant_and_merges_the_rest() {
         let base = job();
         let ours = progressed(&base, 30, 5);
-        assert!(!ours.adds_to(&ours.clone()), "the very same state");
-        let newer = finished(&base, JobStatus::Completed, "{}", 10, 6);
-        assert!(!ours.adds_to(&newer), "a newer state that includes ours");
-        let same_seq = finished(&base, JobStatus::Completed, "{}", 10, 5);
         assert!(
-            ours.adds_to(&same_seq),
-            "our clients would ignore seq 5 as old"
+            ours.written_over(&ours.clone()).is_none(),
+            "the very same state"
         );
-        assert!(newer.adds_to(&ours));
+        let newer = finished(&base, JobStatus::Completed, "{}", 10, 6);
+        assert!(
+            ours.written_over(&newer).is_none(),
+            "a newer state that includes ours"
+        );
+        let older = progressed(&base, 10, 3);
+        assert_eq!(ours.written_over(&older).unwrap().seq, 5, "ours as it is");
+        let same_seq = finished(&base, JobStatus::Completed, "{}", 10, 5);
+        let merged = ours.written_over(&same_seq).unwrap();
+        assert_eq!((merged.status, merged.seq), (JobStatus::Completed, 6));
     }
 
     #[test]

@@ -58,12 +58,10 @@ impl RedisStore {
         for _ in 0..RESTORE_TRIES {
             let stored: Option<String> = self.connection().get(job.job_id.key()).await?;
             let (outcome, merged) = match stored.as_deref().map(decode_stored) {
-                Some(Some(stored)) if !job.adds_to(&stored) => return Ok((Restored::Kept, stored)),
-                // Ours descends from what Redis holds: written as it is, its seq already higher.
-                Some(Some(stored)) if job.covers(&stored) && job.seq > stored.seq => {
-                    (Restored::Updated, job.clone())
-                }
-                Some(Some(stored)) => (Restored::Updated, stored.merged_with(job)),
+                Some(Some(stored)) => match job.written_over(&stored) {
+                    Some(merged) => (Restored::Updated, merged),
+                    None => return Ok((Restored::Kept, stored)),
+                },
                 Some(None) | None => (Restored::Recreated, job.clone()),
             };
             let left = merged.expires_at.0 - Timestamp::now().0;
