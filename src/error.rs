@@ -158,6 +158,22 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl ApiError {
+    /// What `Retry-After` tells the client, for the errors that are worth retrying.
+    fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
+                Some(RETRY_AFTER_UNAVAILABLE_SECS)
+            }
+            Self::QueueFull { .. } => Some(QUEUE_FULL_RETRY_AFTER_SECS),
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
@@ -165,23 +181,12 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, cause = %cause_chain(&self), "request failed");
         }
         let body = Json(json!({ "detail": self.to_string() }));
+        if let Some(secs) = self.retry_after_secs() {
+            return (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response();
+        }
         match self {
             Self::Unauthorized => {
                 (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
-            }
-            Self::Unavailable(_) | Self::StoreUnreachable | Self::MemoryFull => {
-                let retry = RETRY_AFTER_UNAVAILABLE_SECS.to_string();
-                (status, [(header::RETRY_AFTER, retry)], body).into_response()
-            }
-            Self::QueueFull { .. } => {
-                let retry = QUEUE_FULL_RETRY_AFTER_SECS.to_string();
-                (status, [(header::RETRY_AFTER, retry)], body).into_response()
-            }
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => {
-                let retry = retry_after_secs.to_string();
-                (status, [(header::RETRY_AFTER, retry)], body).into_response()
             }
             _ => (status, body).into_response(),
         }
