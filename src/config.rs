@@ -23,6 +23,18 @@ pub enum FanoutWrites {
     Send,
 }
 
+/// What the pub/sub relay subscribes to in Redis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum RelaySubscribe {
+    /// One channel per job watched on this instance: each instance receives only its own
+    /// watchers' jobs, at the price of a SUBSCRIBE and UNSUBSCRIBE per stream's job.
+    #[default]
+    Channels,
+    /// One `job:*` pattern for the instance's lifetime: every instance receives every job's
+    /// changes and drops those nobody here watches.
+    Pattern,
+}
+
 /// Everything the server can be told. Each field is a flag and an environment variable of the
 /// same name; an invalid value stops startup with a message that names it.
 #[derive(Clone, Debug, Parser)]
@@ -109,6 +121,11 @@ pub struct Config {
     #[arg(long, env = "FANOUT_WRITES", value_name = "FANOUT_WRITES", value_enum,
         default_value_t = FanoutWrites::IoUring)]
     pub fanout_writes: FanoutWrites,
+    /// What the pub/sub relay subscribes to: `channels` (one per watched job) or `pattern`
+    /// (`job:*`, every job's changes; see BENCHMARKS.md for which costs less).
+    #[arg(long, env = "RELAY_SUBSCRIBE", value_name = "RELAY_SUBSCRIBE", value_enum,
+        default_value_t = RelaySubscribe::Channels)]
+    pub relay_subscribe: RelaySubscribe,
     /// A PEM file of the certificate authority that signed the Redis server's certificate, for
     /// `rediss://` to a server whose certificate no system root vouches for (self-signed).
     #[arg(long, env = "REDIS_TLS_CA_FILE", value_name = "REDIS_TLS_CA_FILE")]

@@ -5,17 +5,20 @@
 //! with a pattern every instance would receive and parse every update of every job, so the cost
 //! per instance would grow with the cluster's total update rate instead of with its own watchers.
 //!
+//! `RELAY_SUBSCRIBE=pattern` subscribes that one pattern instead, for the instance's lifetime;
+//! BENCHMARKS.md measures both with three instances.
+//!
 //! When the connection drops (a Redis restart, `CLIENT KILL TYPE pubsub`) the relay reconnects
 //! with capped exponential backoff, resubscribes, and re-reads the stored state of every watched
 //! job, so a watcher never misses a terminal state published while the relay was away.
 
+use crate::config::RelaySubscribe;
 use crate::hub::{Hub, Interest, Scope};
-use crate::job::{JobEvent, JobId, JobStatus, Timestamp};
+use crate::job::{JobEvent, JobId};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
 use futures::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
-use serde::Deserialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -60,6 +63,7 @@ pub fn spawn_relay(
     client: redis::Client,
     hub: Hub,
     store: Store,
+    mode: RelaySubscribe,
     shutdown: CancellationToken,
 ) -> RelayHealth {
     let interest = hub.attach_relay();
@@ -68,6 +72,7 @@ pub fn spawn_relay(
         client,
         hub,
         store,
+        mode,
         health: health.clone(),
     };
     tokio::spawn(relay.run(interest, shutdown));
@@ -78,6 +83,7 @@ struct Relay {
     client: redis::Client,
     hub: Hub,
     store: Store,
+    mode: RelaySubscribe,
     health: RelayHealth,
 }
 
@@ -134,6 +140,11 @@ impl Relay {
         shutdown: &CancellationToken,
     ) -> SessionEnd {
         let watched = self.hub.watched();
+        if self.mode == RelaySubscribe::Pattern
+            && requests.psubscribe(ALL_JOBS_PATTERN).await.is_err()
+        {
+            return SessionEnd::ConnectionLost;
+        }
         for &scope in &watched {
             if self.subscribe(&mut requests, scope).await.is_err() {
                 return SessionEnd::ConnectionLost;
@@ -170,11 +181,13 @@ impl Relay {
         }
     }
 
-    /// Subscribes to `scope`'s channel (every job's: the pattern) and marks it relayed.
+    /// Subscribes to `scope`'s channel (every job's: the pattern) and marks it relayed. With
+    /// [`RelaySubscribe::Pattern`] the pattern, subscribed once per connection, relays them all.
     async fn subscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
-        match scope {
-            Scope::Job(job_id) => requests.subscribe(job_id.channel()).await?,
-            Scope::All => requests.psubscribe(ALL_JOBS_PATTERN).await?,
+        match (self.mode, scope) {
+            (RelaySubscribe::Pattern, _) => {}
+            (_, Scope::Job(job_id)) => requests.subscribe(job_id.channel()).await?,
+            (_, Scope::All) => requests.psubscribe(ALL_JOBS_PATTERN).await?,
         }
         self.hub.set_relayed(scope, true);
         Ok(())
@@ -182,7 +195,7 @@ impl Relay {
 
     async fn unsubscribe(&self, requests: &mut PubSubSink, scope: Scope) -> redis::RedisResult<()> {
         // A watcher may have come back since the last one left: then the channel is still needed.
-        if self.hub.is_watched(scope) {
+        if self.hub.is_watched(scope) || self.mode == RelaySubscribe::Pattern {
             return Ok(());
         }
         match scope {
@@ -202,33 +215,25 @@ impl Relay {
         }
     }
 
-    /// Hands a message to the job's watchers, or (from the pattern) to the watchers of all jobs.
+    /// Hands a message to the job's watchers, or (from the pattern) to the watchers of all jobs;
+    /// with [`RelaySubscribe::Pattern`], the pattern's messages go to both.
     fn relay(&self, payload: &[u8], from_pattern: bool) {
-        match parse_event(payload) {
-            Some(event) if from_pattern => self.hub.publish_to_all(event),
-            Some(event) => self.hub.publish(event),
-            None => debug!("ignoring a pub/sub message that is not a job"),
+        let Some(event) = parse_event(payload) else {
+            return debug!("ignoring a pub/sub message that is not a job");
+        };
+        match (self.mode, from_pattern) {
+            (RelaySubscribe::Pattern, _) => {
+                if self.hub.is_watched(Scope::All) {
+                    self.hub.publish_to_all(event.clone());
+                }
+                self.hub.publish(event);
+            }
+            (_, true) => self.hub.publish_to_all(event),
+            (_, false) => self.hub.publish(event),
         }
     }
 }
 
-/// The fields a subscriber needs to order and classify an event; the rest stays as bytes.
-#[derive(Deserialize)]
-struct EventHead {
-    job_id: JobId,
-    seq: u64,
-    status: JobStatus,
-    expires_at: Timestamp,
-}
-
 fn parse_event(payload: &[u8]) -> Option<JobEvent> {
-    let head: EventHead = serde_json::from_slice(payload).ok()?;
-    Some(JobEvent {
-        job_id: head.job_id,
-        seq: head.seq,
-        status: head.status,
-        expires_at: head.expires_at,
-        json: Bytes::copy_from_slice(payload),
-        frames: Default::default(),
-    })
+    JobEvent::from_json(Bytes::copy_from_slice(payload)).ok()
 }

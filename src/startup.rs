@@ -6,7 +6,7 @@ use crate::config::FanoutWrites;
 use crate::hub::Hub;
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
-use crate::state::AppState;
+use crate::state::{AppState, Handles};
 use crate::store::{MemoryStore, RedisStore, Store};
 use crate::{pubsub, serve, worker};
 use anyhow::Context;
@@ -64,8 +64,14 @@ impl App {
                     config.redis_url
                 )
             })?;
-        let relay = pubsub::spawn_relay(client, hub.clone(), store.clone(), shutdown.clone());
-        let state = AppState {
+        let relay = pubsub::spawn_relay(
+            client,
+            hub.clone(),
+            store.clone(),
+            config.relay_subscribe,
+            shutdown.clone(),
+        );
+        let state = AppState::new(Handles {
             limits: RateLimits::new(
                 (config.create_rate_per_min, config.create_burst),
                 (config.stream_rate_per_min, config.stream_burst),
@@ -77,7 +83,7 @@ impl App {
             work_queued: Arc::new(Notify::new()),
             relay,
             shutdown,
-        };
+        });
         Ok(Self { listener, state })
     }
 

@@ -10,9 +10,27 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-/// Handles to this instance's store, fan-out hub and configuration.
+/// The state every request gets: one reference count to copy per request, however many
+/// handles it holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Handles>);
+
+impl AppState {
+    pub fn new(handles: Handles) -> Self {
+        Self(Arc::new(handles))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.0
+    }
+}
+
+/// Handles to this instance's store, fan-out hub and configuration.
+pub struct Handles {
     pub store: Store,
     pub hub: Hub,
     /// Polled jobs, kept exact by the pub/sub stream.

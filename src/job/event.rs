@@ -3,6 +3,7 @@
 use super::wire::{http_chunk, on_the_wire};
 use super::{Job, JobId, JobStatus, Timestamp};
 use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
 use std::sync::{Arc, OnceLock};
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -33,18 +34,28 @@ pub struct Frames {
     pub websocket_frame: OnceLock<Bytes>,
 }
 
+/// The fields of a job's JSON that an event is ordered and classified by.
+#[derive(Deserialize)]
+struct EventHead {
+    job_id: JobId,
+    seq: u64,
+    status: JobStatus,
+    expires_at: Timestamp,
+}
+
 impl JobEvent {
-    /// `job`'s event with `json`, the job as already serialised (by the store), so it is not
-    /// serialised again.
-    pub fn serialised(job: &Job, json: String) -> Self {
-        Self {
-            job_id: job.job_id,
-            seq: job.seq,
-            status: job.status,
-            expires_at: job.expires_at,
-            json: Bytes::from(json),
+    /// The event of a job already serialised (by Redis): only the fields it is ordered and
+    /// classified by are read; the rest stays as it is, not parsed into a [`Job`].
+    pub fn from_json(json: Bytes) -> serde_json::Result<Self> {
+        let head: EventHead = serde_json::from_slice(&json)?;
+        Ok(Self {
+            job_id: head.job_id,
+            seq: head.seq,
+            status: head.status,
+            expires_at: head.expires_at,
+            json,
             frames: Arc::default(),
-        }
+        })
     }
 }
 

@@ -30,9 +30,11 @@ fn write_batch(claims: &mut Vec<Claim<'_>>, frame: &Frame, chunks: &Chunks, writ
     if claims.is_empty() {
         return;
     }
+    // One socket (a job with one watcher, the common case) is one `send` either way, and a
+    // plain one skips the ring's submission and completion.
     let mut sent = match writes {
-        FanoutWrites::IoUring => send_with_io_uring(claims, chunks),
-        FanoutWrites::Send => Vec::new(),
+        FanoutWrites::IoUring if claims.len() > 1 => send_with_io_uring(claims, chunks),
+        _ => Vec::new(),
     }
     .into_iter();
     for claim in claims.drain(..) {

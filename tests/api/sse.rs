@@ -314,6 +314,34 @@ async fn the_instance_subscribes_to_a_jobs_channel_only_while_someone_watches() 
 }
 
 #[tokio::test]
+async fn with_relay_subscribe_pattern_an_instance_holds_one_pattern_and_still_relays_every_watched_job()
+ {
+    let redis = TestRedis::start().await;
+    let writer = spawn_app(&redis).await;
+    let mut config = test_config(&redis.url());
+    config.relay_subscribe = jobcast::config::RelaySubscribe::Pattern;
+    let watcher = spawn_app_with(config).await;
+    let id = writer.create_external_job().await;
+
+    let mut stream = SseStream::connect(&events_url(&watcher, &id), None).await;
+    assert_eq!(stream.next_event().await.unwrap().kind(), "snapshot");
+    let patterns: i64 = redis.command(&["PUBSUB", "NUMPAT"]).await;
+    assert_eq!(patterns, 1, "one job:* pattern");
+    assert_eq!(redis.job_subscribers(&id).await, 0, "no channel per job");
+    progress(&writer, &id, 10, "start").await;
+    progress(&writer, &id, 60, "middle").await;
+    let complete = json!({"result": {"ok": true}});
+    assert_eq!(
+        writer.report(&id, "complete", &complete).await.status(),
+        StatusCode::OK
+    );
+    let events = stream.collect_until_end().await;
+    let kinds: Vec<&str> = events.iter().map(SseEvent::kind).collect();
+    assert_eq!(kinds, ["progress", "progress", "completed"]);
+    assert_eq!(events[1].json()["progress"], 60);
+}
+
+#[tokio::test]
 async fn a_stream_is_the_same_on_a_new_connection_and_on_a_kept_alive_one() {
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;

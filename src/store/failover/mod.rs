@@ -148,36 +148,27 @@ impl Store {
     /// Applies `change` as [`JobStore::apply`] does; the job's new state as an event whose JSON
     /// is serialised once: as Redis stored and published it, or here from the memory store.
     pub async fn apply_event(&self, id: JobId, change: Change) -> Result<JobEvent, StoreError> {
-        Ok(match self.apply_as_stored(id, change).await? {
-            (job, Some(json)) => JobEvent::serialised(&job, json),
-            (job, None) => JobEvent::from(&job),
-        })
-    }
-
-    /// Applies `change`: the job as it now is, with its JSON when Redis stored it.
-    async fn apply_as_stored(
-        &self,
-        id: JobId,
-        change: Change,
-    ) -> Result<(Job, Option<String>), StoreError> {
         let memory = &self.shared.memory;
         let retry = change.clone();
         self.route(
             async |redis| {
-                let (job, json) = redis.apply_as_stored(id, change).await?;
-                memory.mirror(&job);
-                Ok((job, Some(json)))
+                let event = redis.apply_event(id, change).await?;
+                memory.mirror_event(&event);
+                Ok(event)
             },
-            async |memory| {
-                let job = match memory.apply(id, retry).await {
-                    Err(StoreError::NotFound) => Err(StoreError::Unreachable),
-                    other => other,
-                }?;
-                self.mark_dirty(id);
-                Ok((job, None))
-            },
+            async |_| Ok(JobEvent::from(&self.apply_in_memory(id, retry).await?)),
         )
         .await
+    }
+
+    /// Applies `change` to the memory store while Redis is away, to be written back.
+    async fn apply_in_memory(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
+        let job = match self.shared.memory.apply(id, change).await {
+            Err(StoreError::NotFound) => Err(StoreError::Unreachable),
+            other => other,
+        }?;
+        self.mark_dirty(id);
+        Ok(job)
     }
 
     /// Whether Redis answers a PING right now.

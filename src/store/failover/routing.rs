@@ -45,7 +45,17 @@ impl JobStore for Store {
     }
 
     async fn apply(&self, id: JobId, change: Change) -> Result<Job, StoreError> {
-        Ok(self.apply_as_stored(id, change).await?.0)
+        let memory = &self.shared.memory;
+        let retry = change.clone();
+        self.route(
+            async |redis| {
+                let job = redis.apply(id, change).await?;
+                memory.mirror(&job);
+                Ok(job)
+            },
+            async |_| self.apply_in_memory(id, retry).await,
+        )
+        .await
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {

@@ -14,7 +14,8 @@ mod tests;
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, Publisher, StoreError};
-use crate::job::{Change, Job, JobId, Outcome, Timestamp};
+use crate::job::{Change, Job, JobEvent, JobId, Outcome, Timestamp};
+use bytes::Bytes;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -75,11 +76,61 @@ struct State {
 }
 
 struct StoredJob {
-    job: Job,
+    doc: Doc,
+    /// The state's `seq`, readable without parsing `doc`.
+    seq: u64,
+    /// Its index entry (creation never changes).
+    cursor: Cursor,
+    /// Its [`footprint`], as added to `State::bytes`.
+    bytes: usize,
     expires: Instant,
     /// When this copy of a state Redis holds was last touched; `None` for a state only this
     /// store holds (made here during an outage), which is never evicted.
     mirrored: Option<u64>,
+}
+
+/// A job as held here: parsed, or a mirrored state as Redis serialised it, parsed on first use.
+enum Doc {
+    Job(Job),
+    Json { json: Bytes, seq: u64, id: JobId },
+}
+
+impl Doc {
+    fn seq(&self) -> u64 {
+        match self {
+            Self::Job(job) => job.seq,
+            Self::Json { seq, .. } => *seq,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Self::Job(job) => footprint(job),
+            Self::Json { json, .. } => JOB_OVERHEAD_BYTES + json.len(),
+        }
+    }
+
+    /// The job; `None` (and a warning) if the JSON is not one.
+    fn parse(&self) -> Option<Job> {
+        match self {
+            Self::Job(job) => Some(job.clone()),
+            Self::Json { json, id, .. } => match serde_json::from_slice(json) {
+                Ok(job) => Some(job),
+                Err(error) => {
+                    tracing::warn!(job_id = %id, %error, "a mirrored job does not parse; dropped");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// The instant a job stored with `expires_at` expires.
+fn expiry(expires_at: Timestamp) -> Instant {
+    let left = (expires_at.0 - Timestamp::now().0)
+        .to_std()
+        .unwrap_or_default();
+    Instant::now() + left
 }
 
 impl MemoryStore {
@@ -106,18 +157,44 @@ impl MemoryStore {
 
     /// Keeps a copy of a state that Redis holds (and has published), unless a newer one is here.
     pub fn mirror(&self, job: &Job) {
-        let left = (job.expires_at.0 - Timestamp::now().0)
-            .to_std()
-            .unwrap_or_default();
         let mut state = self.lock();
         let newer_here = state
             .jobs
             .get(&job.job_id)
-            .is_some_and(|stored| stored.job.seq > job.seq);
+            .is_some_and(|stored| stored.seq > job.seq);
         if !newer_here {
-            state.insert(job.clone(), Instant::now() + left, true);
+            state.insert(job.clone(), expiry(job.expires_at), true);
             state.evict_down_to(self.shared.max_bytes);
         }
+    }
+
+    /// [`MemoryStore::mirror`] for a state Redis stored, as its serialised event: kept as the
+    /// JSON it is, read only if an outage needs it (every progress report passes here).
+    pub fn mirror_event(&self, event: &JobEvent) {
+        let mut state = self.lock();
+        let newer_here = state
+            .jobs
+            .get(&event.job_id)
+            .is_some_and(|stored| stored.seq > event.seq);
+        if newer_here {
+            return;
+        }
+        let doc = Doc::Json {
+            json: event.json.clone(),
+            seq: event.seq,
+            id: event.job_id,
+        };
+        let expires = expiry(event.expires_at);
+        match state.jobs.get(&event.job_id).map(|stored| stored.cursor) {
+            Some(cursor) => state.put(doc, cursor, expires, true),
+            // New here: its index entry needs its creation time.
+            None => {
+                if let Some(job) = doc.parse() {
+                    state.insert(job, expires, true);
+                }
+            }
+        }
+        state.evict_down_to(self.shared.max_bytes);
     }
 
     /// About how much memory the jobs held here take, by [`footprint`].
@@ -127,18 +204,14 @@ impl MemoryStore {
 
     /// The live jobs among `ids`, or all live jobs when `ids` is `None`.
     pub fn jobs(&self, ids: Option<&[JobId]>) -> Vec<Job> {
-        let state = self.lock();
-        match ids {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|id| state.live_job(*id).cloned())
-                .collect(),
-            None => state
-                .jobs
-                .keys()
-                .filter_map(|id| state.live_job(*id).cloned())
-                .collect(),
-        }
+        let mut state = self.lock();
+        let ids = match ids {
+            Some(ids) => ids.to_vec(),
+            None => state.jobs.keys().copied().collect(),
+        };
+        ids.into_iter()
+            .filter_map(|id| state.live_job(id).cloned())
+            .collect()
     }
 
     /// Empties the queue, returning what was on it (oldest first), to hand it to Redis.
@@ -161,18 +234,28 @@ impl MemoryStore {
 impl State {
     /// Stores `job`, as a copy of what Redis holds when `mirrored`.
     fn insert(&mut self, job: Job, expires: Instant, mirrored: bool) {
-        let id = job.job_id;
+        let cursor = Cursor::of(&job);
+        self.put(Doc::Job(job), cursor, expires, mirrored);
+    }
+
+    /// Stores `doc`, indexed at `cursor`, replacing what was here of the job.
+    fn put(&mut self, doc: Doc, cursor: Cursor, expires: Instant, mirrored: bool) {
+        let id = cursor.job_id;
         self.remove(id);
-        self.index.insert(Cursor::of(&job));
+        self.index.insert(cursor);
         self.expirations.insert((expires, id));
-        self.bytes += footprint(&job);
+        let bytes = doc.bytes();
+        self.bytes += bytes;
         let mirrored = mirrored.then(|| {
             self.touches += 1;
             self.evictable.insert((self.touches, id));
             self.touches
         });
         let stored = StoredJob {
-            job,
+            seq: doc.seq(),
+            doc,
+            cursor,
+            bytes,
             expires,
             mirrored,
         };
@@ -182,11 +265,11 @@ impl State {
     fn remove(&mut self, id: JobId) -> Option<StoredJob> {
         let old = self.jobs.remove(&id)?;
         self.expirations.remove(&(old.expires, id));
-        self.index.remove(&Cursor::of(&old.job));
+        self.index.remove(&old.cursor);
         if let Some(touched) = old.mirrored {
             self.evictable.remove(&(touched, id));
         }
-        self.bytes -= footprint(&old.job);
+        self.bytes -= old.bytes;
         Some(old)
     }
 
@@ -200,9 +283,25 @@ impl State {
         }
     }
 
-    fn live_job(&self, id: JobId) -> Option<&Job> {
-        let stored = self.jobs.get(&id)?;
-        (stored.expires > Instant::now()).then_some(&stored.job)
+    /// The job, if it is here and has not expired; a JSON copy is parsed now, once.
+    fn live_job(&mut self, id: JobId) -> Option<&Job> {
+        let stored = self.jobs.get_mut(&id)?;
+        if stored.expires <= Instant::now() {
+            return None;
+        }
+        if let Doc::Json { .. } = stored.doc {
+            match stored.doc.parse() {
+                Some(job) => stored.doc = Doc::Job(job),
+                None => {
+                    self.remove(id);
+                    return None;
+                }
+            }
+        }
+        match &self.jobs.get(&id)?.doc {
+            Doc::Job(job) => Some(job),
+            Doc::Json { .. } => None,
+        }
     }
 }
 
@@ -260,14 +359,15 @@ impl MemoryStore {
 
     /// Up to `count` index entries strictly after `after` (newest first), with their live jobs.
     fn read_index(&self, after: Option<Cursor>, count: usize) -> Vec<(Cursor, Option<Job>)> {
-        let state = self.lock();
+        let mut state = self.lock();
         let entries: Box<dyn Iterator<Item = &Cursor>> = match after {
             Some(after) => Box::new(state.index.range(..after).rev()),
             None => Box::new(state.index.iter().rev()),
         };
-        entries
-            .take(count)
-            .map(|cursor| (*cursor, state.live_job(cursor.job_id).cloned()))
+        let cursors: Vec<Cursor> = entries.take(count).copied().collect();
+        cursors
+            .into_iter()
+            .map(|cursor| (cursor, state.live_job(cursor.job_id).cloned()))
             .collect()
     }
 }

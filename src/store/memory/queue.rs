@@ -74,7 +74,7 @@ impl WorkQueue for MemoryStore {
     }
 
     async fn index_heads(&self, start: usize, count: usize) -> Result<HeadPage, StoreError> {
-        let state = self.lock();
+        let mut state = self.lock();
         let entries: Vec<Cursor> = state
             .index
             .iter()
