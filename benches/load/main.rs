@@ -232,9 +232,10 @@ fn summary(result: &Value) -> String {
             result["completed_json_bytes"]
         ),
         "memory-instance" => format!(
-            "{} jobs: RSS {} -> {} KiB, {} bytes per job; Redis {} bytes per job",
+            "{} jobs: RSS {} -> {} KiB created -> {} KiB polled, {} bytes per job; Redis {} bytes per job",
             result["jobs"],
             result["rss_before_kib"],
+            result["rss_after_create_kib"],
             result["rss_after_poll_kib"],
             result["rss_bytes_per_job"],
             result["redis_bytes_per_job"]
