@@ -152,5 +152,16 @@ fn winner(rows: &[Value]) -> Value {
     let by_pct = round2((lost - won) * 100.0 / lost.max(0.01));
     json!({"scenario": "instances", "winner": winner, "loser": loser,
            "cpu_us_per_update": {"channels": round2(channels), "pattern": round2(pattern)},
-           "saves_pct": by_pct})
+           "saves_pct": by_pct, "pattern_in_effect": pattern_in_effect(rows)})
+}
+
+/// Whether the pattern run's relays received more than the per-channel run's (with `job:*`
+/// every instance receives every update): `false` says the server ignored `RELAY_SUBSCRIBE`,
+/// `null` that the counts are unknown (no `/metrics`).
+fn pattern_in_effect(rows: &[Value]) -> Option<bool> {
+    let relayed = |row: &Value| -> Option<u64> {
+        let instances = row["instances"].as_array()?;
+        instances.iter().map(|i| i["relay_messages"].as_u64()).sum()
+    };
+    Some(relayed(&rows[1])? > relayed(&rows[0])?)
 }

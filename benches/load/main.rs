@@ -218,11 +218,13 @@ fn summary(result: &Value) -> String {
             result["floor_over_nchan"]
         ),
         "instances" => format!(
-            "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us)",
+            "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us); \
+             pattern in effect: {}",
             result["winner"],
             result["saves_pct"],
             result["cpu_us_per_update"]["channels"],
-            result["cpu_us_per_update"]["pattern"]
+            result["cpu_us_per_update"]["pattern"],
+            result["pattern_in_effect"]
         ),
         "memory-job" => format!(
             "Redis bytes per job: pending {} ({} bytes of JSON), completed {} ({} bytes of JSON)",
