@@ -146,9 +146,10 @@ fn many_jobs_load(settings: &Settings) -> paced::Load {
     }
 }
 
-/// Whether a scenario's counts are right: everything delivered, no request failed.
+/// Whether a scenario's counts are right: everything sent and delivered, no request failed.
 fn counts_hold(result: &Value) -> bool {
-    let no_errors = |v: &Value| v.get("errors").and_then(Value::as_u64).unwrap_or(0) == 0;
+    let none = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0) == 0;
+    let no_errors = |v: &Value| none(v, "errors") && none(v, "unsent");
     let delivered = result
         .get("expected")
         .is_none_or(|expected| result["delivered"] == *expected);

@@ -75,6 +75,8 @@ pub struct Targets<'a> {
 
 /// What a run counted.
 pub struct Outcome {
+    /// Updates the load asked for; all are sent unless the server held them up past the limit.
+    pub planned: u64,
     pub sent: u64,
     pub delivered: u64,
     pub errors: u64,
@@ -90,7 +92,8 @@ impl Outcome {
     pub fn json(&self) -> Value {
         let (p50, p99, max) = percentiles_ms(&self.latencies.borrow());
         let pct = self.delivered as f64 * 100.0 / self.sent.max(1) as f64;
-        json!({"updates": self.sent, "expected": self.sent, "delivered": self.delivered,
+        json!({"updates": self.sent, "unsent": self.planned - self.sent,
+               "expected": self.sent, "delivered": self.delivered,
                "delivered_pct": round2(pct), "errors": self.errors, "watchers_ready": self.ready,
                "p50_ms": p50, "p99_ms": p99, "max_ms": max})
     }
@@ -101,16 +104,37 @@ impl Outcome {
     }
 }
 
-/// What the watchers share: when each update was sent, and what arrived.
+/// What the watchers and the sender share: when each update was sent, and what arrived.
 struct Receipts {
     jobs: usize,
     sent: RefCell<Vec<Option<Instant>>>,
+    sent_count: Cell<u64>,
+    /// Updates answered with an error status, or lost with their connection.
+    errors: Cell<u64>,
     latencies: Latencies,
     delivered: Cell<u64>,
     ready: Cell<usize>,
 }
 
 impl Receipts {
+    fn new(jobs: usize, updates: usize) -> Self {
+        Self {
+            jobs,
+            sent: RefCell::new(vec![None; updates]),
+            sent_count: Cell::new(0),
+            errors: Cell::new(0),
+            latencies: histogram(),
+            delivered: Cell::new(0),
+            ready: Cell::new(0),
+        }
+    }
+
+    /// Update `k` is being sent now.
+    fn sending(&self, k: usize) {
+        self.sent.borrow_mut()[k] = Some(Instant::now());
+        self.sent_count.set(self.sent_count.get() + 1);
+    }
+
     /// Job `job`'s watcher received `seq` at `at`.
     fn receive(&self, job: usize, seq: u64, at: Instant) {
         if seq == 1 {
@@ -134,60 +158,69 @@ pub async fn run(
     targets: Targets<'_>,
     meters: &[&dyn Metered],
 ) -> Outcome {
-    let receipts = Rc::new(Receipts {
-        jobs: jobs.len(),
-        sent: RefCell::new(vec![None; load.updates()]),
-        latencies: histogram(),
-        delivered: Cell::new(0),
-        ready: Cell::new(0),
-    });
+    let receipts = Rc::new(Receipts::new(jobs.len(), load.updates()));
     let local = tokio::task::LocalSet::new();
+    watch_all(peer, jobs, targets.watch, &receipts, &local).await;
+    let cpu = local
+        .run_until(async {
+            let all_ready = || receipts.ready.get() >= jobs.len();
+            wait_until(Duration::from_secs(30), all_ready).await;
+            cpu_during(meters, async {
+                let updates = send_updates(peer, load, jobs, targets.send, &receipts);
+                let _ =
+                    tokio::time::timeout(load.duration + Duration::from_secs(30), updates).await;
+                let all_in = || receipts.delivered.get() >= receipts.sent_count.get();
+                wait_until(Duration::from_secs(5), all_in).await;
+            })
+            .await
+        })
+        .await;
+    Outcome {
+        planned: load.updates() as u64,
+        sent: receipts.sent_count.get(),
+        delivered: receipts.delivered.get(),
+        errors: receipts.errors.get(),
+        ready: receipts.ready.get(),
+        latencies: receipts.latencies.clone(),
+        cpu,
+    }
+}
+
+/// Opens job `j`'s watcher at `addrs[j % len]`, its reader a task on `local`.
+async fn watch_all(
+    peer: Peer,
+    jobs: &[String],
+    addrs: &[SocketAddr],
+    receipts: &Rc<Receipts>,
+    local: &tokio::task::LocalSet,
+) {
     for (j, job) in jobs.iter().enumerate() {
-        let addr = targets.watch[j % targets.watch.len()];
+        let addr = addrs[j % addrs.len()];
         let receipts = receipts.clone();
         let on_seq = move |seq, at| {
             receipts.receive(j, seq, at);
             false
         };
         let path = peer.watch_path(job);
-        match peer {
-            Peer::Jobcast(Transport::WebSocket) => {
-                let socket = client::open_websocket(addr, &path).await;
-                local.spawn_local(client::read_ws_seqs(socket, on_seq));
-            }
-            _ => {
-                let stream = client::open_stream(addr, &path).await.unwrap();
-                local.spawn_local(client::read_event_seqs(stream, on_seq));
-            }
+        if peer == Peer::Jobcast(Transport::WebSocket) {
+            let socket = client::open_websocket(addr, &path).await;
+            local.spawn_local(client::read_ws_seqs(socket, on_seq));
+        } else {
+            let stream = client::open_stream(addr, &path).await.unwrap();
+            local.spawn_local(client::read_event_seqs(stream, on_seq));
         }
     }
-    let (errors, sent) = (Cell::new(0u64), Cell::new(0u64));
-    let cpu = local
-        .run_until(async {
-            wait_until(Duration::from_secs(30), || {
-                receipts.ready.get() >= jobs.len()
-            })
-            .await;
-            let before: Vec<Duration> = meters.iter().map(|m| m.cpu_time()).collect();
-            let updates = send_updates(peer, load, jobs, targets.send, &receipts, &sent, &errors);
-            let _ = tokio::time::timeout(load.duration + Duration::from_secs(30), updates).await;
-            let all_in = || receipts.delivered.get() >= sent.get();
-            wait_until(Duration::from_secs(5), all_in).await;
-            let after = meters.iter().map(|m| m.cpu_time());
-            after
-                .zip(before)
-                .map(|(a, b)| a.saturating_sub(b))
-                .collect()
-        })
-        .await;
-    Outcome {
-        sent: sent.get(),
-        delivered: receipts.delivered.get(),
-        errors: errors.get(),
-        ready: receipts.ready.get(),
-        latencies: receipts.latencies.clone(),
-        cpu,
-    }
+}
+
+/// Each meter's CPU time spent while `work` ran.
+async fn cpu_during(meters: &[&dyn Metered], work: impl Future<Output = ()>) -> Vec<Duration> {
+    let before: Vec<Duration> = meters.iter().map(|m| m.cpu_time()).collect();
+    work.await;
+    let after = meters.iter().map(|m| m.cpu_time());
+    after
+        .zip(before)
+        .map(|(a, b)| a.saturating_sub(b))
+        .collect()
 }
 
 async fn send_updates(
@@ -196,8 +229,6 @@ async fn send_updates(
     jobs: &[String],
     addrs: &[SocketAddr],
     receipts: &Receipts,
-    sent: &Cell<u64>,
-    errors: &Cell<u64>,
 ) {
     let batch = Batch {
         addrs,
@@ -209,12 +240,11 @@ async fn send_updates(
     let write = |k: usize, out: &mut Vec<u8>| {
         let seq = (k / jobs.len()) as u64 + 2;
         peer.write_update(out, &mut body.borrow_mut(), &jobs[k % jobs.len()], seq);
-        receipts.sent.borrow_mut()[k] = Some(Instant::now());
-        sent.set(sent.get() + 1);
+        receipts.sending(k);
     };
     batch::send(batch, write, |_, answer| {
         if answer.is_none_or(|(status, _)| status >= 400) {
-            errors.set(errors.get() + 1);
+            receipts.errors.set(receipts.errors.get() + 1);
         }
     })
     .await;
