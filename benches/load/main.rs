@@ -209,42 +209,10 @@ fn summary(result: &Value) -> String {
             "{} streams: {} KiB RSS per stream",
             result["streams"], result["kib_per_stream"]
         ),
-        "many" => format!(
-            "CPU per update: SSE/floor {}, WebSocket/floor {}, SSE/Nchan {}, \
-             (SSE+Redis)/(Nchan+Redis) {}, floor/Nchan {}",
-            result["sse_over_floor"],
-            result["websocket_over_floor"],
-            result["sse_over_nchan"],
-            result["sse_with_redis_over_nchan_with_redis"],
-            result["floor_over_nchan"]
-        ),
-        "instances" => format!(
-            "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us); \
-             pattern in effect: {}",
-            result["winner"],
-            result["saves_pct"],
-            result["cpu_us_per_update"]["channels"],
-            result["cpu_us_per_update"]["pattern"],
-            result["pattern_in_effect"]
-        ),
-        "memory-job" => format!(
-            "Redis bytes per job: pending {} ({} bytes of JSON), completed {} ({} bytes of JSON)",
-            result["pending_redis_bytes"],
-            result["pending_json_bytes"],
-            result["completed_redis_bytes"],
-            result["completed_json_bytes"]
-        ),
-        "memory-instance" => format!(
-            "{} jobs: RSS {} -> {} KiB created -> {} KiB polled, {} bytes per job; Redis {} bytes per job",
-            result["jobs"],
-            result["rss_before_kib"],
-            result["rss_after_create_kib"],
-            result["rss_after_poll_kib"],
-            result["rss_bytes_per_job"],
-            result["redis_bytes_per_job"]
-        ),
-        name if name.starts_with("instances-") => instances_summary(result),
-        name if name.starts_with("many-") => many_summary(result),
+        name if name.starts_with("many") || name.starts_with("instances") => {
+            many_jobs_summary(result)
+        }
+        name if name.starts_with("memory") => memory_summary(result),
         _ => format!(
             "{} subs x {} updates: delivered {}/{} ({}%), p50 {} ms, p99 {} ms, max {} ms, {} us server CPU/delivery",
             result["subscribers"],
@@ -300,4 +268,52 @@ fn instances_summary(result: &Value) -> String {
         each("own_watchers_updates").join("/"),
         result["redis_cpu_us_per_update"]
     )
+}
+
+/// The lines of the many-jobs load's scenarios (`many`, `instances`).
+fn many_jobs_summary(result: &Value) -> String {
+    match result["scenario"].as_str().unwrap_or("") {
+        "many" => format!(
+            "CPU per update: SSE/floor {}, WebSocket/floor {}, SSE/Nchan {}, \
+             (SSE+Redis)/(Nchan+Redis) {}, floor/Nchan {}",
+            result["sse_over_floor"],
+            result["websocket_over_floor"],
+            result["sse_over_nchan"],
+            result["sse_with_redis_over_nchan_with_redis"],
+            result["floor_over_nchan"]
+        ),
+        "instances" => format!(
+            "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us); \
+             pattern in effect: {}",
+            result["winner"],
+            result["saves_pct"],
+            result["cpu_us_per_update"]["channels"],
+            result["cpu_us_per_update"]["pattern"],
+            result["pattern_in_effect"]
+        ),
+        name if name.starts_with("instances-") => instances_summary(result),
+        _ => many_summary(result),
+    }
+}
+
+/// The lines of the memory scenarios.
+fn memory_summary(result: &Value) -> String {
+    match result["scenario"].as_str().unwrap_or("") {
+        "memory-job" => format!(
+            "Redis bytes per job: pending {} ({} bytes of JSON), completed {} ({} bytes of JSON)",
+            result["pending_redis_bytes"],
+            result["pending_json_bytes"],
+            result["completed_redis_bytes"],
+            result["completed_json_bytes"]
+        ),
+        _ => format!(
+            "{} jobs: RSS {} -> {} KiB created -> {} KiB polled, {} bytes per job; Redis {} bytes per job",
+            result["jobs"],
+            result["rss_before_kib"],
+            result["rss_after_create_kib"],
+            result["rss_after_poll_kib"],
+            result["rss_bytes_per_job"],
+            result["redis_bytes_per_job"]
+        ),
+    }
 }
