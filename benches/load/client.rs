@@ -1,10 +1,14 @@
 //! A minimal HTTP/1.1 keep-alive client and stream readers: cheap enough that the load generator
 //! stays on one core and does not allocate per request or per event.
 
+use futures::StreamExt;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// One keep-alive connection.
 pub struct Connection {
@@ -81,19 +85,40 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// A request as bytes, built once and sent many times.
 pub fn request(method: &str, path: &str, body: Option<&str>) -> Vec<u8> {
-    let mut text = format!(
-        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\n",
-        crate::ADMIN_TOKEN
+    let mut out = Vec::new();
+    write_request(
+        &mut out,
+        method,
+        format_args!("{path}"),
+        body.map(str::as_bytes),
     );
-    if let Some(body) = body {
-        text.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        ));
-    } else {
-        text.push_str("\r\n");
+    out
+}
+
+/// Writes a request into `out` (cleared first), so a loop can reuse one buffer for all of them.
+pub fn write_request(
+    out: &mut Vec<u8>,
+    method: &str,
+    path: std::fmt::Arguments,
+    body: Option<&[u8]>,
+) {
+    out.clear();
+    let token = crate::ADMIN_TOKEN;
+    let _ = write!(
+        out,
+        "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n"
+    );
+    match body {
+        Some(body) => {
+            let length = body.len();
+            let _ = write!(
+                out,
+                "Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+            );
+            out.extend_from_slice(body);
+        }
+        None => out.extend_from_slice(b"\r\n"),
     }
-    text.into_bytes()
 }
 
 /// Opens an SSE stream with a small receive buffer (many of these are open at once).
@@ -101,15 +126,37 @@ pub async fn open_stream(addr: SocketAddr, path: &str) -> std::io::Result<TcpStr
     let socket = TcpSocket::new_v4()?;
     socket.set_recv_buffer_size(16 * 1024)?;
     let mut stream = socket.connect(addr).await?;
-    stream.write_all(&request("GET", path, None)).await?;
+    // Accept is what an EventSource sends: Nchan's event-source subscriber refuses requests without it.
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {}\r\nAccept: text/event-stream\r\n\r\n",
+        crate::ADMIN_TOKEN
+    );
+    stream.write_all(request.as_bytes()).await?;
     Ok(stream)
 }
 
-/// Reads an SSE stream, calling `on_id` with each event's `id:` and the time it arrived, until
-/// `until` returns true or the stream ends.
-pub async fn read_event_ids(mut stream: TcpStream, mut on_id: impl FnMut(u64, Instant) -> bool) {
+/// A WebSocket client on `path`.
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens a WebSocket with a small read buffer: tungstenite zero-fills its read buffer before
+/// each read, and its 128 KiB default would make the generator, not the server, the bottleneck.
+pub async fn open_websocket(addr: SocketAddr, path: &str) -> WebSocket {
+    let url = format!("ws://{addr}{path}");
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+        .await
+        .unwrap();
+    socket
+}
+
+/// Reads an SSE stream, calling `on_seq` with each event's seq and the time it arrived, until
+/// `on_seq` returns true or the stream ends. The seq is the event's `id:` when that is a number
+/// (jobcast, the floors), else the `"seq":` field of its data (Nchan, whose ids are its own).
+pub async fn read_event_seqs(mut stream: TcpStream, mut on_seq: impl FnMut(u64, Instant) -> bool) {
     let mut buffer = vec![0u8; 16 * 1024];
     let mut carried = 0;
+    let mut seq = None;
     loop {
         let read = match stream.read(&mut buffer[carried..]).await {
             Ok(0) | Err(_) => return,
@@ -121,15 +168,20 @@ pub async fn read_event_ids(mut stream: TcpStream, mut on_id: impl FnMut(u64, In
         for i in 0..filled {
             if buffer[i] == b'\n' {
                 let line = &buffer[line_start..i];
-                if let Some(id) = line.strip_prefix(b"id: ") {
-                    let id = std::str::from_utf8(id)
-                        .ok()
-                        .and_then(|s| s.trim().parse().ok());
-                    if let Some(id) = id
-                        && on_id(id, now)
+                if line.is_empty() {
+                    if let Some(seq) = seq.take()
+                        && on_seq(seq, now)
                     {
                         return;
                     }
+                } else if let Some(id) = line.strip_prefix(b"id: ") {
+                    seq = std::str::from_utf8(id)
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok());
+                } else if seq.is_none()
+                    && let Some(data) = line.strip_prefix(b"data: ")
+                {
+                    seq = seq_field(data);
                 }
                 line_start = i + 1;
             }
@@ -137,7 +189,32 @@ pub async fn read_event_ids(mut stream: TcpStream, mut on_id: impl FnMut(u64, In
         buffer.copy_within(line_start..filled, 0);
         carried = filled - line_start;
         if carried == buffer.len() {
-            carried = 0; // a line longer than the buffer carries no id we need
+            carried = 0; // a line longer than the buffer carries no seq we need
         }
     }
+}
+
+/// Reads a WebSocket's text frames, calling `on_seq` with each frame's `"seq":` and the time it
+/// arrived, until `on_seq` returns true or the socket closes.
+pub async fn read_ws_seqs(mut socket: WebSocket, mut on_seq: impl FnMut(u64, Instant) -> bool) {
+    while let Some(Ok(message)) = socket.next().await {
+        let now = Instant::now();
+        if let Message::Text(text) = message
+            && let Some(seq) = seq_field(text.as_bytes())
+            && on_seq(seq, now)
+        {
+            return;
+        }
+    }
+}
+
+/// The number after the first `"seq":` in `json`.
+pub fn seq_field(json: &[u8]) -> Option<u64> {
+    let at = find(json, b"\"seq\":")? + 6;
+    let digits = json[at..].trim_ascii_start();
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
 }

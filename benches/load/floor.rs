@@ -10,6 +10,7 @@
 use crate::client::{content_length, find};
 use jobcast::sink::{FANOUT_BATCH, FanoutWrites, send_each};
 use std::cell::{Cell, RefCell};
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,12 +29,6 @@ struct Floor {
 /// `POST …/progress` publishes the next seq to every subscriber; any other `POST` answers a
 /// job id; a `GET` subscribes and gets the snapshot (seq 1).
 pub async fn serve(writes: FanoutWrites) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    println!(
-        "{}",
-        serde_json::json!({"fields": {"message": "floor listening", "addr": addr}})
-    );
     let mut job = String::from(
         r#"{"job_id":"00000000-0000-4000-8000-000000000000","status":"processing","progress":50,"current_step":""#,
     );
@@ -45,13 +40,25 @@ pub async fn serve(writes: FanoutWrites) {
         seq: Cell::new(1),
         job,
     });
+    listen(|stream| serve_connection(stream, floor.clone())).await;
+}
+
+/// Listens on a free loopback port, says where (the line `Server::spawn` waits for), and serves
+/// each connection with the task `serve` makes of it, all on this one thread.
+pub async fn listen<F: Future<Output = ()> + 'static>(mut serve: impl FnMut(TcpStream) -> F) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    println!(
+        "{}",
+        serde_json::json!({"fields": {"message": "floor listening", "addr": addr}})
+    );
     let local = tokio::task::LocalSet::new();
     local
         .run_until(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 stream.set_nodelay(true).unwrap();
-                tokio::task::spawn_local(serve_connection(stream, floor.clone()));
+                tokio::task::spawn_local(serve(stream));
             }
         })
         .await;
@@ -64,8 +71,8 @@ async fn serve_connection(mut stream: TcpStream, floor: Rc<Floor>) {
             return;
         };
         if head.starts_with("GET") {
-            let mut hello = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-            hello.extend_from_slice(&chunk(1, &floor.job));
+            let mut hello = EVENT_STREAM_HEAD.to_vec();
+            write_chunk(&mut hello, 1, floor.job.as_bytes());
             if stream.write_all(&hello).await.is_ok() {
                 floor.subscribers.borrow_mut().push(stream);
             }
@@ -74,7 +81,8 @@ async fn serve_connection(mut stream: TcpStream, floor: Rc<Floor>) {
         let body = if head.contains("/progress") {
             let seq = floor.seq.get() + 1;
             floor.seq.set(seq);
-            let chunk = chunk(seq, &floor.job);
+            let mut chunk = Vec::new();
+            write_chunk(&mut chunk, seq, floor.job.as_bytes());
             let mut sockets = std::mem::take(&mut *floor.subscribers.borrow_mut());
             write_to_all(&mut sockets, &chunk, floor.writes).await;
             floor.subscribers.borrow_mut().append(&mut sockets);
@@ -113,7 +121,7 @@ async fn write_to_all(sockets: &mut [TcpStream], chunk: &[u8], writes: FanoutWri
 }
 
 /// Reads one request (head and body); returns its head.
-async fn read_request(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<String> {
+pub async fn read_request(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<String> {
     let mut filled = 0;
     let end = loop {
         if let Some(end) = find(&buffer[..filled], b"\r\n\r\n") {
@@ -135,8 +143,17 @@ async fn read_request(stream: &mut TcpStream, buffer: &mut [u8]) -> Option<Strin
     Some(head)
 }
 
-/// One SSE event as an HTTP/1.1 chunk.
-fn chunk(seq: u64, job: &str) -> Vec<u8> {
-    let event = format!("id: {seq}\nevent: progress\ndata: {job}\n\n");
-    format!("{:x}\r\n{event}\r\n", event.len()).into_bytes()
+/// The head of an SSE response, its body in chunks.
+pub const EVENT_STREAM_HEAD: &[u8] =
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+
+/// Appends one SSE event (`id: seq`, `data`) to `out` as an HTTP/1.1 chunk.
+pub fn write_chunk(out: &mut Vec<u8>, seq: u64, data: &[u8]) {
+    let (head, tail) = ("event: progress\ndata: ", "\n\n");
+    let seq_digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
+    let length = "id: \n".len() + seq_digits + head.len() + data.len() + tail.len();
+    let _ = write!(out, "{length:x}\r\nid: {seq}\n{head}");
+    out.extend_from_slice(data);
+    out.extend_from_slice(tail.as_bytes());
+    out.extend_from_slice(b"\r\n");
 }

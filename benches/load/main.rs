@@ -6,9 +6,19 @@
 //! The generator runs on one thread (one core), with prepared requests and streams read into
 //! reused buffers, so it disturbs the server as little as it can on a shared machine.
 
+mod batch;
 mod client;
 mod floor;
+mod instances;
+mod job_json;
+mod latency;
+mod many;
+mod many_floor;
+mod memory;
+mod nchan;
+mod paced;
 mod processes;
+mod procfs;
 mod scenarios;
 
 use jobcast::sink::FanoutWrites;
@@ -38,6 +48,7 @@ fn main() {
     }
     if let Some(at) = args.iter().position(|arg| arg == "--serve-floor") {
         let writes = match args[at + 1].as_str() {
+            many_floor::MODE => return runtime.block_on(many_floor::serve()),
             "io-uring" => FanoutWrites::IoUring,
             _ => FanoutWrites::Send,
         };
@@ -107,17 +118,43 @@ async fn run(smoke: bool, only: Option<&str>) -> usize {
     if wanted("idle") {
         results.push(scenarios::idle(idle_streams).await);
     }
+    let load = many_jobs_load(&settings);
+    if wanted("many") {
+        results.extend(many::many(&load).await);
+    }
+    if wanted("instances") {
+        results.extend(instances::instances(&load).await);
+    }
+    if wanted("memory") {
+        results.push(memory::stored_job().await);
+        let jobs = if smoke { 2_000 } else { 100_000 };
+        results.push(memory::instance(jobs, settings.connections).await);
+    }
     print_table(&results, settings.smoke);
     results.iter().filter(|result| !counts_hold(result)).count()
 }
 
-/// Whether a scenario's counts are right: everything delivered, no request failed.
+/// The many-jobs load (`many`, `instances`): 10,000 jobs with one watcher each, 5,000 updates/s
+/// for 10 s over 64 connections; in a smoke run, 200 jobs at 1,000/s for 1 s over 8.
+fn many_jobs_load(settings: &Settings) -> paced::Load {
+    let smoke = settings.smoke;
+    paced::Load {
+        jobs: if smoke { 200 } else { 10_000 },
+        connections: settings.connections,
+        per_sec: if smoke { 1_000 } else { 5_000 },
+        duration: Duration::from_secs(if smoke { 1 } else { 10 }),
+    }
+}
+
+/// Whether a scenario's counts are right: everything sent and delivered, no request failed.
 fn counts_hold(result: &Value) -> bool {
-    let no_errors = |v: &Value| v.get("errors").and_then(Value::as_u64).unwrap_or(0) == 0;
+    let none = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64).unwrap_or(0) == 0;
+    let no_errors = |v: &Value| none(v, "errors") && none(v, "unsent");
     let delivered = result
         .get("expected")
         .is_none_or(|expected| result["delivered"] == *expected);
     delivered
+        && no_errors(result)
         && ["jobcast", "bare_axum", "http"]
             .iter()
             .all(|key| result.get(key).is_none_or(no_errors))
@@ -125,7 +162,7 @@ fn counts_hold(result: &Value) -> bool {
 
 fn print_table(results: &[Value], smoke: bool) {
     println!(
-        "\n{:<16} figures{}",
+        "\n{:<20} figures{}",
         "scenario",
         if smoke {
             "  (smoke run: counts only, not speed)"
@@ -135,7 +172,7 @@ fn print_table(results: &[Value], smoke: bool) {
     );
     for result in results {
         println!(
-            "{:<16} {}",
+            "{:<20} {}",
             result["scenario"].as_str().unwrap_or("?"),
             summary(result)
         );
@@ -172,6 +209,10 @@ fn summary(result: &Value) -> String {
             "{} streams: {} KiB RSS per stream",
             result["streams"], result["kib_per_stream"]
         ),
+        name if name.starts_with("many") || name.starts_with("instances") => {
+            many_jobs_summary(result)
+        }
+        name if name.starts_with("memory") => memory_summary(result),
         _ => format!(
             "{} subs x {} updates: delivered {}/{} ({}%), p50 {} ms, p99 {} ms, max {} ms, {} us server CPU/delivery",
             result["subscribers"],
@@ -183,6 +224,96 @@ fn summary(result: &Value) -> String {
             result["p99_ms"],
             result["max_ms"],
             result["server_cpu_us_per_delivery"]
+        ),
+    }
+}
+
+/// A delivery line of the many-jobs load: what arrived, how fast, at what CPU per update.
+fn delivery(result: &Value) -> String {
+    format!(
+        "{} jobs x {}/s: delivered {}/{} ({}%), p50 {} ms, p99 {} ms, max {} ms",
+        result["jobs"],
+        result["per_sec"],
+        result["delivered"],
+        result["expected"],
+        result["delivered_pct"],
+        result["p50_ms"],
+        result["p99_ms"],
+        result["max_ms"]
+    )
+}
+
+fn many_summary(result: &Value) -> String {
+    if let Some(reason) = result["skipped"].as_str() {
+        return format!("skipped: {reason}");
+    }
+    format!(
+        "{}, {} us server CPU/update, {} us Redis CPU/update",
+        delivery(result),
+        result["server_cpu_us_per_update"],
+        result["redis_cpu_us_per_update"]
+    )
+}
+
+fn instances_summary(result: &Value) -> String {
+    let each = |key: &str| -> Vec<String> {
+        let instances = result["instances"].as_array().into_iter().flatten();
+        instances.map(|i| i[key].to_string()).collect()
+    };
+    format!(
+        "{}; per instance: {} us CPU/update, relayed {} (own watchers' updates {}); Redis {} us/update",
+        delivery(result),
+        each("cpu_us_per_update").join("/"),
+        each("relay_messages").join("/"),
+        each("own_watchers_updates").join("/"),
+        result["redis_cpu_us_per_update"]
+    )
+}
+
+/// The lines of the many-jobs load's scenarios (`many`, `instances`).
+fn many_jobs_summary(result: &Value) -> String {
+    match result["scenario"].as_str().unwrap_or("") {
+        "many" => format!(
+            "CPU per update: SSE/floor {}, WebSocket/floor {}, SSE/Nchan {}, \
+             (SSE+Redis)/(Nchan+Redis) {}, floor/Nchan {}",
+            result["sse_over_floor"],
+            result["websocket_over_floor"],
+            result["sse_over_nchan"],
+            result["sse_with_redis_over_nchan_with_redis"],
+            result["floor_over_nchan"]
+        ),
+        "instances" => format!(
+            "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us); \
+             pattern in effect: {}",
+            result["winner"],
+            result["saves_pct"],
+            result["cpu_us_per_update"]["channels"],
+            result["cpu_us_per_update"]["pattern"],
+            result["pattern_in_effect"]
+        ),
+        name if name.starts_with("instances-") => instances_summary(result),
+        _ => many_summary(result),
+    }
+}
+
+/// The lines of the memory scenarios.
+fn memory_summary(result: &Value) -> String {
+    match result["scenario"].as_str().unwrap_or("") {
+        "memory-job" => format!(
+            "Redis bytes per job: pending {} ({} bytes of JSON), completed {} ({} bytes of JSON)",
+            result["pending_redis_bytes"],
+            result["pending_json_bytes"],
+            result["completed_redis_bytes"],
+            result["completed_json_bytes"]
+        ),
+        _ => format!(
+            "{} jobs: RSS {} -> {} KiB created -> {} KiB polled, {} bytes per job; Redis {} bytes per job",
+            result["jobs"],
+            result["rss_before_kib"],
+            result["rss_after_create_kib"],
+            result["rss_after_poll_kib"],
+            result["rss_bytes_per_job"],
+            result["redis_bytes_per_job"]
         ),
     }
 }

@@ -1,5 +1,7 @@
-//! The processes a benchmark runs against: its own redis-server, jobcast, and a bare axum server.
+//! The processes a benchmark runs against: its own redis-server, jobcast, a bare axum server and
+//! this binary as a floor.
 
+use crate::procfs::{self, Metered};
 use jobcast::sink::FanoutWrites;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -7,31 +9,42 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// A redis-server on a unix socket in a temporary directory, killed when dropped.
+/// A redis-server on a unix socket in a temporary directory (and on a loopback port when asked),
+/// killed when dropped.
 pub struct Redis {
     dir: tempfile::TempDir,
-    _child: Child,
+    child: Child,
+    /// The loopback port it also listens on, for clients that speak only TCP (Nchan).
+    tcp_port: Option<u16>,
 }
 
 impl Redis {
+    /// A redis-server on a unix socket only.
     pub async fn start() -> Self {
+        Self::spawn(None).await
+    }
+
+    /// A redis-server on a unix socket and on a free loopback port.
+    pub async fn start_with_tcp() -> Self {
+        Self::spawn(Some(free_port())).await
+    }
+
+    async fn spawn(tcp_port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let port = tcp_port.unwrap_or(0).to_string();
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                "0",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--unixsocket",
-            ])
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--unixsocket"])
             .arg(dir.path().join("redis.sock"))
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server on PATH");
-        let redis = Self { dir, _child: child };
+        let redis = Self {
+            dir,
+            child,
+            tcp_port,
+        };
         let client = redis::Client::open(redis.url()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while client.get_multiplexed_async_connection().await.is_err() {
@@ -41,12 +54,32 @@ impl Redis {
         redis
     }
 
+    /// Its unix socket, as a `REDIS_URL`.
     pub fn url(&self) -> String {
         format!(
             "redis+unix://{}",
             self.dir.path().join("redis.sock").display()
         )
     }
+
+    /// Its loopback address, when it was started with one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_port.map(|port| ([127, 0, 0, 1], port).into())
+    }
+}
+
+impl Metered for Redis {
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 /// A server process (jobcast, or this binary serving bare axum), killed when dropped.
@@ -84,8 +117,17 @@ impl Server {
 
     /// This binary as the fan-out floor (`floor.rs`), writing the `writes` way.
     pub async fn floor(writes: FanoutWrites) -> Self {
+        Self::floor_serving(fanout_writes_var(writes)).await
+    }
+
+    /// This binary as the floor of many jobs with one watcher each (`many_floor.rs`).
+    pub async fn many_floor() -> Self {
+        Self::floor_serving(crate::many_floor::MODE).await
+    }
+
+    async fn floor_serving(mode: &str) -> Self {
         let mut command = Command::new(std::env::current_exe().unwrap());
-        command.args(["--serve-floor", crate::scenarios::fanout_writes_var(writes)]);
+        command.args(["--serve-floor", mode]);
         Self::spawn(command, "floor listening").await
     }
 
@@ -112,32 +154,15 @@ impl Server {
         Self { addr, child }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id().unwrap()
-    }
-
-    /// User plus system CPU time the process has used so far.
-    pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let per_second = 100; // USER_HZ on Linux
-        Duration::from_millis(ticks * 1000 / per_second)
-    }
-
     /// Resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        procfs::rss_kib(self.pid())
+    }
+}
+
+impl Metered for Server {
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
     }
 }
 
@@ -160,4 +185,12 @@ pub async fn serve_bare(body_file: &str) {
         serde_json::json!({"fields": {"message": "bare listening", "addr": addr.to_string()}})
     );
     axum::serve(listener, app).await.unwrap();
+}
+
+/// `FANOUT_WRITES` for `writes`.
+pub fn fanout_writes_var(writes: FanoutWrites) -> &'static str {
+    match writes {
+        FanoutWrites::IoUring => "io-uring",
+        FanoutWrites::Send => "send",
+    }
 }

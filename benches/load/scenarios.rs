@@ -2,39 +2,26 @@
 
 use crate::Settings;
 use crate::client::{self, Connection};
-use crate::processes::{Redis, Server};
-use futures::StreamExt;
-use hdrhistogram::Histogram;
+use crate::latency::{histogram, percentiles_ms};
+use crate::processes::{self, Redis, Server};
+use crate::procfs::Metered;
 use jobcast::sink::FanoutWrites;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-
-type Latencies = Rc<RefCell<Histogram<u64>>>;
-
-fn histogram() -> Latencies {
-    Rc::new(RefCell::new(
-        Histogram::new_with_bounds(1, 60_000_000, 3).unwrap(),
-    ))
-}
-
-fn percentiles_ms(h: &Histogram<u64>) -> (f64, f64, f64) {
-    let ms = |us: u64| us as f64 / 1000.0;
-    (
-        ms(h.value_at_quantile(0.5)),
-        ms(h.value_at_quantile(0.99)),
-        ms(h.max()),
-    )
-}
 
 /// Creates a job no worker runs, returning its id.
 async fn create_job(addr: SocketAddr) -> String {
     let body = json!({"kind": "bench", "input": {"product_name": "Benchmark cola"}}).to_string();
+    post_for_job_id(addr, "/api/v4/jobs", body).await
+}
+
+/// Posts `body` to `path` with the admin's token; returns the `job_id` of the job it created.
+pub async fn post_for_job_id(addr: SocketAddr, path: &str, body: String) -> String {
     let response = reqwest::Client::new()
-        .post(format!("http://{addr}/api/v4/jobs"))
+        .post(format!("http://{addr}{path}"))
         .bearer_auth(crate::ADMIN_TOKEN)
         .header("content-type", "application/json")
         .body(body)
@@ -201,7 +188,7 @@ async fn store_ingest(redis: &Redis, jobs: &[String], settings: &Settings) -> Va
 }
 
 /// How the fan-out subscribers connect.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
     Sse,
     WebSocket,
@@ -229,14 +216,6 @@ impl Target {
     }
 }
 
-/// `FANOUT_WRITES` for `writes`.
-pub fn fanout_writes_var(writes: FanoutWrites) -> &'static str {
-    match writes {
-        FanoutWrites::IoUring => "io-uring",
-        FanoutWrites::Send => "send",
-    }
-}
-
 /// 4. One job, `subscribers` watchers, an update every `interval`, `updates` times.
 pub async fn fanout(
     target: Target,
@@ -251,7 +230,7 @@ pub async fn fanout(
             let vars = [
                 ("REDIS_URL", redis.url()),
                 ("WORKER_CONCURRENCY", "0".into()),
-                ("FANOUT_WRITES", fanout_writes_var(writes).into()),
+                ("FANOUT_WRITES", processes::fanout_writes_var(writes).into()),
             ];
             let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let server = Server::jobcast(&vars).await;
@@ -290,18 +269,12 @@ pub async fn fanout(
                 let stream = client::open_stream(server.addr, &format!("/api/v4/job/{id}/events"))
                     .await
                     .unwrap();
-                local.spawn_local(client::read_event_ids(stream, on_id));
+                local.spawn_local(client::read_event_seqs(stream, on_id));
             }
             Transport::WebSocket => {
-                let url = format!("ws://{}/api/v4/job/{id}/ws", server.addr);
-                // tungstenite zero-fills its read buffer before each read; its 128 KiB default
-                // would make the generator, not the server, the bottleneck.
-                let config = WebSocketConfig::default().read_buffer_size(4096);
-                let (socket, _) =
-                    tokio_tungstenite::connect_async_with_config(url, Some(config), true)
-                        .await
-                        .unwrap();
-                local.spawn_local(read_ws_seqs(socket, on_id));
+                let path = format!("/api/v4/job/{id}/ws");
+                let socket = client::open_websocket(server.addr, &path).await;
+                local.spawn_local(client::read_ws_seqs(socket, on_id));
             }
         }
     }
@@ -346,31 +319,6 @@ pub async fn fanout(
            "p50_ms": p50, "p99_ms": p99, "max_ms": max,
            "server_cpu_ms": cpu.as_millis() as u64,
            "server_cpu_us_per_delivery": ((cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64) * 100.0).round() / 100.0})
-}
-
-async fn read_ws_seqs(
-    mut socket: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-    mut on_seq: impl FnMut(u64, Instant) -> bool,
-) {
-    while let Some(Ok(message)) = socket.next().await {
-        let now = Instant::now();
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = message {
-            let seq = text.find("\"seq\":").and_then(|at| {
-                let digits: String = text[at + 6..]
-                    .chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect();
-                digits.parse().ok()
-            });
-            if let Some(seq) = seq
-                && on_seq(seq, now)
-            {
-                return;
-            }
-        }
-    }
 }
 
 /// 5. `streams` open SSE streams on distinct jobs: the server's memory per stream.
