@@ -110,10 +110,13 @@ impl Relay {
                         return;
                     }
                     self.health.set(false);
+                    self.hub.metrics().relay().reconnects.increment(1);
+                    self.hub.metrics().relay().set_connected(false);
                     self.hub.set_none_relayed();
                     warn!("redis pub/sub connection lost; reconnecting");
                 }
                 Err(error) => {
+                    self.hub.metrics().relay().errors.increment(1);
                     log_connect_failure(&error, backoff, backoff == RECONNECT_MIN);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -140,6 +143,7 @@ impl Relay {
             }
         }
         self.health.set(true);
+        self.hub.metrics().relay().set_connected(true);
         let jobs: Vec<JobId> = watched
             .into_iter()
             .filter_map(|scope| match scope {
@@ -204,7 +208,9 @@ impl Relay {
 
     /// Hands a message to the job's watchers, or (from the pattern) to the watchers of all jobs.
     fn relay(&self, payload: &[u8], from_pattern: bool) {
-        match parse_event(payload) {
+        let metrics = self.hub.metrics().relay();
+        metrics.messages.increment(1);
+        match parse_event(payload, &metrics.lag) {
             Some(event) if from_pattern => self.hub.publish_to_all(event),
             Some(event) => self.hub.publish(event),
             None => debug!("ignoring a pub/sub message that is not a job"),
@@ -219,10 +225,15 @@ struct EventHead {
     seq: u64,
     status: JobStatus,
     expires_at: Timestamp,
+    updated_at: Timestamp,
 }
 
-fn parse_event(payload: &[u8]) -> Option<JobEvent> {
+/// The event in `payload`, its lag since it was stored recorded in `lag`.
+fn parse_event(payload: &[u8], lag: &crate::metrics::Histogram) -> Option<JobEvent> {
     let head: EventHead = serde_json::from_slice(payload).ok()?;
+    if let Ok(behind) = (Timestamp::now().0 - head.updated_at.0).to_std() {
+        lag.record(behind.as_secs_f64());
+    }
     Some(JobEvent {
         job_id: head.job_id,
         seq: head.seq,

@@ -2,6 +2,7 @@
 //! (`crate::client_addr`): a flood from one client is refused with 429 before it queues work or
 //! holds a stream, while every other client keeps its own allowance.
 
+use crate::metrics::{LimitLabel, Metrics};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, Ipv6Addr};
@@ -44,15 +45,18 @@ impl Refused {
 pub struct RateLimits {
     create: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     stream: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Counts the refusals (the 429s).
+    metrics: Metrics,
 }
 
 impl RateLimits {
     /// Limits of `(per minute, burst)` for creating jobs and for opening streams; a rate of 0
-    /// turns that limit off.
-    pub fn new(create: (u32, u32), stream: (u32, u32)) -> Self {
+    /// turns that limit off. Refusals are counted in `metrics`.
+    pub fn new(create: (u32, u32), stream: (u32, u32), metrics: Metrics) -> Self {
         Self {
             create: limiter(create),
             stream: limiter(stream),
+            metrics,
         }
     }
 
@@ -65,12 +69,16 @@ impl RateLimits {
         let Some(limiter) = limiter else {
             return Ok(());
         };
-        limiter
-            .check_key(&key(client))
-            .map_err(|not_until| Refused {
+        limiter.check_key(&key(client)).map_err(|not_until| {
+            self.metrics.jobs().rate_limited(match limit {
+                Limit::Create => LimitLabel::Create,
+                Limit::Stream => LimitLabel::Stream,
+            });
+            Refused {
                 limit,
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
-            })
+            }
+        })
     }
 
     /// Forgets clients whose allowance has filled up again; how many are still tracked.
@@ -110,7 +118,7 @@ mod tests {
     use super::*;
 
     fn limits(rate: u32, burst: u32) -> RateLimits {
-        RateLimits::new((rate, burst), (0, 1))
+        RateLimits::new((rate, burst), (0, 1), Metrics::default())
     }
 
     #[test]
@@ -151,7 +159,7 @@ mod tests {
     #[test]
     fn pruning_forgets_a_flood_of_addresses_once_their_allowance_is_full_again() {
         // 60,000 a minute: one request's allowance comes back within a millisecond.
-        let limits = RateLimits::new((0, 1), (60_000, 1));
+        let limits = RateLimits::new((0, 1), (60_000, 1), Metrics::default());
         for n in 0..100_000u32 {
             assert!(
                 limits

@@ -4,6 +4,7 @@ mod admin;
 mod dashboard;
 mod health;
 mod jobs;
+pub mod metrics;
 mod page;
 mod quota;
 pub mod sse;
@@ -13,6 +14,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(page::routes())
         .merge(sse::routes())
         .merge(ws::routes());
@@ -38,7 +41,8 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), metrics::count_request));
     let routes = match state.config.cors_allowed_origins.layer() {
         Some(cors) => routes.layer(cors),
         None => routes,

@@ -1,7 +1,7 @@
 //! One change written to many sinks: claimed in batches, each batch sent with one io_uring
 //! submission where the kernel allows it, or with one non-blocking `send` per socket.
 
-use super::{Claim, Encoding, FANOUT_BATCH, Sink};
+use super::{Claim, Encoding, FANOUT_BATCH, Sink, Tally};
 use crate::config::FanoutWrites;
 use crate::job::Frame;
 use bytes::Bytes;
@@ -9,12 +9,13 @@ use std::io;
 use std::sync::Arc;
 
 /// Writes `frame` to each of `sinks` that can take it at once; the others are left to their
-/// tasks (see [`Sink::claim`]).
-pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) {
+/// tasks (see [`Sink::claim`]). What it did, counted.
+pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) -> Tally {
+    let mut tally = Tally::default();
     let mut chunks = Chunks::default();
     let mut claims = Vec::with_capacity(sinks.len().min(FANOUT_BATCH));
     for sink in sinks {
-        if let Some(claim) = sink.claim(frame) {
+        if let Some(claim) = sink.claim(frame, &mut tally) {
             chunks.prepare(claim.encoding(), frame);
             claims.push(claim);
         }
@@ -23,6 +24,7 @@ pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) {
         }
     }
     write_batch(&mut claims, frame, &chunks, writes);
+    tally
 }
 
 /// Writes the claimed sinks' chunks and settles each claim.
