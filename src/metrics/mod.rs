@@ -8,12 +8,14 @@
 //! sampled or scraped.
 
 mod fanout;
+mod help;
 mod http;
 mod jobs;
 mod store;
 mod streams;
 
 pub use fanout::{Fanout, Relay};
+pub use help::descriptions;
 pub use http::{Http, UNMATCHED_ROUTE};
 pub use jobs::{Jobs, LimitLabel};
 pub use store::{RedisErrorKind, StoreMetrics};
@@ -22,7 +24,7 @@ pub use streams::{OpenStream, StreamPath, Streams, Transport};
 /// The handle types, for the modules that keep one.
 pub use ::metrics::{Counter, Gauge, Histogram};
 
-use ::metrics::{Key, Label, Level, Metadata, Recorder, Unit};
+use ::metrics::{Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -42,156 +44,6 @@ pub const JOB_BUCKETS_SECS: &[f64] = &[
 pub const METRICS_SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 /// The `Content-Type` of the text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// Every metric's name, unit and help text: the `# HELP` lines, and the list in README.md.
-const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
-    (
-        http::REQUESTS,
-        None,
-        "HTTP requests answered by the router, by method, route template and status.",
-    ),
-    (
-        http::DURATION,
-        Some(Unit::Seconds),
-        "Time to answer an HTTP request (for a stream: until its response head).",
-    ),
-    (jobs::CREATED, None, "Jobs created, by kind."),
-    (
-        jobs::COMPLETED,
-        None,
-        "Jobs that reached completed on this instance, by kind.",
-    ),
-    (
-        jobs::FAILED,
-        None,
-        "Jobs that reached failed on this instance, by kind.",
-    ),
-    (
-        jobs::DURATION,
-        Some(Unit::Seconds),
-        "Time from a job's creation to its final state, by kind and status.",
-    ),
-    (
-        jobs::QUEUE_WAIT,
-        Some(Unit::Seconds),
-        "Time a job waited on the queue (since it was created or requeued) before a worker started it, by kind.",
-    ),
-    (
-        jobs::RUNNING,
-        None,
-        "Jobs this instance's workers are running.",
-    ),
-    (
-        jobs::REQUEUES,
-        None,
-        "Jobs whose attempt ended unfinished (an expired lease, found by the sweeper or reconciliation): requeued, or failed after MAX_ATTEMPTS.",
-    ),
-    (
-        jobs::RATE_LIMITED,
-        None,
-        "Requests refused with 429 by a per-client limit (create or stream).",
-    ),
-    (
-        store::QUEUE_DEPTH,
-        None,
-        "Jobs waiting on the work queue (sampled).",
-    ),
-    (
-        store::BACKEND,
-        None,
-        "The backend serving jobs: 1 for the one in use.",
-    ),
-    (
-        store::DEGRADED,
-        None,
-        "1 while Redis is unreachable and the in-memory store serves.",
-    ),
-    (
-        store::DEGRADED_SECONDS,
-        None,
-        "Seconds spent serving from the in-memory store because Redis was unreachable (sampled).",
-    ),
-    (
-        store::OUTAGES,
-        None,
-        "Times Redis became unreachable and the store fell back to memory.",
-    ),
-    (
-        store::WRITE_BACKS,
-        None,
-        "Jobs written back to Redis after an outage.",
-    ),
-    (
-        store::COMMAND_DURATION,
-        Some(Unit::Seconds),
-        "Time of each Redis command, script or pipeline the store sent (failed ones included), and of reconnections.",
-    ),
-    (
-        store::COMMAND_ERRORS,
-        None,
-        "Redis commands that failed: connection (unreachable, timed out), refused (credentials, TLS), reply (an error answer).",
-    ),
-    (
-        store::USED_MEMORY,
-        Some(Unit::Bytes),
-        "Redis's used_memory, sampled from INFO memory.",
-    ),
-    (
-        store::MAX_MEMORY,
-        Some(Unit::Bytes),
-        "Redis's maxmemory, sampled from INFO memory (0: no limit).",
-    ),
-    (
-        streams::OPEN,
-        None,
-        "Streams open now, by transport (sse, websocket, longpoll) and path (direct, axum).",
-    ),
-    (
-        streams::OPENED,
-        None,
-        "Streams opened, by transport and path.",
-    ),
-    (
-        fanout::DELIVERIES,
-        None,
-        "Changes handed to local watchers, by path: direct (written to the socket by the publisher, or left to the stream's task), axum (SSE, WebSocket and long-poll subscribers, and poll-cache entries).",
-    ),
-    (
-        fanout::COALESCED,
-        None,
-        "States a slow watcher skipped because a newer one was ready (progress is latest-wins).",
-    ),
-    (
-        fanout::SLOW_DROPPED,
-        None,
-        "Streams dropped because the client stopped taking data (no pong to a WebSocket ping, or the kernel's STALLED_CLIENT_TIMEOUT).",
-    ),
-    (
-        fanout::RELAY_MESSAGES,
-        None,
-        "Pub/sub messages the relay received from Redis.",
-    ),
-    (
-        fanout::RELAY_LAG,
-        Some(Unit::Seconds),
-        "Time from a change being stored (its updated_at) to the relay receiving it.",
-    ),
-    (
-        fanout::PUBSUB_CONNECTED,
-        None,
-        "1 while the relay's Redis pub/sub connection is up.",
-    ),
-    (
-        fanout::PUBSUB_RECONNECTS,
-        None,
-        "Times the relay's pub/sub connection was lost.",
-    ),
-    (
-        fanout::PUBSUB_ERRORS,
-        None,
-        "Failed attempts to open the relay's pub/sub connection.",
-    ),
-];
 
 /// A cheap, clonable handle to one application's metrics.
 #[derive(Clone)]
@@ -285,7 +137,7 @@ impl Registry {
             })
             .expect("bucket lists are not empty");
         let recorder = builder.build_recorder();
-        for &(name, unit, help) in DESCRIPTIONS {
+        for &(name, unit, help) in help::DESCRIPTIONS {
             let name = ::metrics::KeyName::from_const_str(name);
             recorder.describe_counter(name, unit, help.into());
         }
@@ -319,9 +171,4 @@ impl Registry {
         self.recorder
             .register_histogram(&Self::key(name, labels), &METADATA)
     }
-}
-
-/// The metric names and help texts, for README.md and tests.
-pub fn descriptions() -> impl Iterator<Item = (&'static str, &'static str)> {
-    DESCRIPTIONS.iter().map(|&(name, _, help)| (name, help))
 }

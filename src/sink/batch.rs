@@ -163,9 +163,14 @@ mod tests {
         for writes in BOTH {
             let (sink, mut client) = idle_sinks(1, Encoding::Sse).await.remove(0);
             let (stale, newer) = (change(2, b"{}"), change(3, b"{}"));
-            write_to_all(std::slice::from_ref(&sink), &newer, writes);
-            write_to_all(std::slice::from_ref(&sink), &stale, writes);
-            write_to_all(std::slice::from_ref(&sink), &newer, writes);
+            let sinks = std::slice::from_ref(&sink);
+            let once = Tally {
+                delivered: 1,
+                coalesced: 0,
+            };
+            assert_eq!(write_to_all(sinks, &newer, writes), once, "{writes:?}");
+            assert_eq!(write_to_all(sinks, &stale, writes), Tally::default());
+            assert_eq!(write_to_all(sinks, &newer, writes), Tally::default());
             let chunk = newer.sse_chunk();
             assert_eq!(read_exactly(&mut client, chunk.len()).await, chunk);
             drop(sink);
@@ -188,9 +193,16 @@ mod tests {
             while let Ok(written) = sink.socket.try_write(&filler) {
                 filled += written;
             }
-            let frame = change(2, br#"{"progress":60}"#);
-            write_to_all(std::slice::from_ref(&sink), &frame, writes);
+            let skipped = change(2, br#"{"progress":55}"#);
+            write_to_all(std::slice::from_ref(&sink), &skipped, writes);
             assert!(!sink.take_wrote(), "{writes:?}: the socket took nothing");
+            let frame = change(3, br#"{"progress":60}"#);
+            let tally = write_to_all(std::slice::from_ref(&sink), &frame, writes);
+            let replaced = Tally {
+                delivered: 1,
+                coalesced: 1,
+            };
+            assert_eq!(tally, replaced, "{writes:?}: the skipped state is counted");
             let task = tokio::spawn({
                 let sink = sink.clone();
                 async move {
