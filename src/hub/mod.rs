@@ -11,7 +11,7 @@ pub use subscription::Subscription;
 
 use crate::config::FanoutWrites;
 use crate::job::{Frame, Job, JobEvent, JobId};
-use crate::metrics::{Metrics, StreamPath};
+use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::store::Publisher;
 use std::collections::HashMap;
@@ -119,21 +119,17 @@ impl Hub {
             return;
         };
         let sinks = lock(&sinks);
-        let fanout = crate::sink::write_to_all(&sinks, &Frame::change(event), self.shared.writes);
+        let tally = crate::sink::write_to_all(&sinks, &Frame::change(event), self.shared.writes);
+        // A direct stream's follower is subscribed too, but reads nothing once it is a sink.
+        let axum = received.saturating_sub(sinks.len());
         let metrics = self.shared.metrics.fanout();
-        metrics.delivered(StreamPath::Direct, fanout.delivered);
-        metrics.coalesced.increment(fanout.coalesced as u64);
-        // A direct stream's follower is subscribed too but reads nothing once it is a sink.
-        metrics.delivered(StreamPath::Axum, received.saturating_sub(sinks.len()));
+        metrics.published(tally.delivered, tally.coalesced, axum);
     }
 
     /// Delivers `event` to this instance's watchers of every job, if there are any.
     pub fn publish_to_all(&self, event: JobEvent) {
         if let Some((_, received)) = self.send(Scope::All, event) {
-            self.shared
-                .metrics
-                .fanout()
-                .delivered(StreamPath::Axum, received);
+            self.shared.metrics.fanout().published(0, 0, received);
         }
     }
 

@@ -34,11 +34,18 @@ impl Fanout {
         }
     }
 
-    /// Counts `count` deliveries of one change on `path`.
-    pub fn delivered(&self, path: StreamPath, count: usize) {
-        if count > 0 {
-            self.deliveries[path as usize].increment(count as u64);
-        }
+    /// Counts one published change: the `direct` streams' sockets it was written to or left
+    /// for, the `coalesced` pending states it replaced there, and the `axum` subscribers (axum
+    /// streams, long-polls, poll-cache entries) it was sent to. Three atomic adds at most.
+    pub fn published(&self, direct: usize, coalesced: usize, axum: usize) {
+        let add = |counter: &Counter, count: usize| {
+            if count > 0 {
+                counter.increment(count as u64);
+            }
+        };
+        add(&self.deliveries[StreamPath::Direct as usize], direct);
+        add(&self.coalesced, coalesced);
+        add(&self.deliveries[StreamPath::Axum as usize], axum);
     }
 }
 
