@@ -1,17 +1,15 @@
-//! The HTTP surface's metrics: every request counted by route and status, `GET /metrics` for the
-//! admin (a scraper sends the bearer token), and the same unauthenticated on `METRICS_ADDR`.
+//! `GET /metrics` for the admin (a scraper sends the bearer token), the same unauthenticated on
+//! `METRICS_ADDR`, and the sampling of the figures that are read rather than counted.
 
 use crate::auth::Admin;
-use crate::metrics::{CONTENT_TYPE, UNMATCHED_ROUTE};
+use crate::metrics::CONTENT_TYPE;
 use crate::state::AppState;
 use crate::store::WorkQueue;
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use std::time::Instant;
 use tokio::net::TcpListener;
 
 pub fn routes() -> Router<AppState> {
@@ -66,24 +64,4 @@ pub fn spawn_private(listener: TcpListener, state: AppState) {
             tracing::warn!(%error, "the METRICS_ADDR listener stopped");
         }
     });
-}
-
-/// Counts the request by method, route template (never the raw path: ids would mint labels)
-/// and status, with its latency (for a stream, until its response head).
-pub async fn count_request(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-    let status = response.status().as_u16();
-    state
-        .metrics
-        .http()
-        .answered(method.as_str(), route, status, started.elapsed());
-    response
 }

@@ -1,6 +1,7 @@
 //! The HTTP surface: one router factory, with every layer added in this one place.
 
 mod admin;
+mod counted;
 mod dashboard;
 mod health;
 mod jobs;
@@ -14,7 +15,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -42,7 +42,7 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn_with_state(state.clone(), metrics::count_request));
+        .layer(counted::CountLayer(state.metrics.clone()));
     let routes = match state.config.cors_allowed_origins.layer() {
         Some(cors) => routes.layer(cors),
         None => routes,
