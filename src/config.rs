@@ -207,6 +207,10 @@ pub struct Config {
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_name = "CORS_ALLOWED_ORIGINS", default_value = "",
         value_parser = CorsOrigins::parse)]
     pub cors_allowed_origins: CorsOrigins,
+    /// A second address serving `GET /metrics` with no authentication, for a scraper on a private
+    /// network (e.g. `10.0.0.5:9090`); unset: metrics only on the main port, as an admin endpoint.
+    #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {

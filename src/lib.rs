@@ -11,6 +11,7 @@
 //! - [`client_addr`]: who the client is behind trusted proxies; [`rate_limit`]: per-client limits.
 //! - [`cors`]: which browser origins may read the answers (`CORS_ALLOWED_ORIGINS`).
 //! - [`config`]: every setting and its value enums; [`telemetry`]: structured logs.
+//! - [`metrics`]: the figures operators watch (`GET /metrics`), one registry per application.
 //! - [`store`]: the `JobStore` and `WorkQueue` traits, their Redis and memory backends, failover.
 //! - [`sink`]: a direct stream's socket, written by the publisher of a change (io_uring or send).
 //! - [`hub`]: local fan-out of each change to this instance's subscribers and sinks.
@@ -45,6 +46,7 @@ pub mod extract;
 pub mod follow;
 pub mod hub;
 pub mod job;
+pub mod metrics;
 pub mod pubsub;
 pub mod rate_limit;
 pub mod research;

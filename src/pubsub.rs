@@ -14,7 +14,7 @@
 
 use crate::config::RelaySubscribe;
 use crate::hub::{Hub, Interest, Scope};
-use crate::job::{JobEvent, JobId};
+use crate::job::{JobEvent, JobId, Timestamp};
 use crate::store::{JobStore, Store};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -116,10 +116,13 @@ impl Relay {
                         return;
                     }
                     self.health.set(false);
+                    self.hub.metrics().relay().reconnects.increment(1);
+                    self.hub.metrics().relay().set_connected(false);
                     self.hub.set_none_relayed();
                     warn!("redis pub/sub connection lost; reconnecting");
                 }
                 Err(error) => {
+                    self.hub.metrics().relay().errors.increment(1);
                     log_connect_failure(&error, backoff, backoff == RECONNECT_MIN);
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
@@ -151,6 +154,7 @@ impl Relay {
             }
         }
         self.health.set(true);
+        self.hub.metrics().relay().set_connected(true);
         let jobs: Vec<JobId> = watched
             .into_iter()
             .filter_map(|scope| match scope {
@@ -218,9 +222,14 @@ impl Relay {
     /// Hands a message to the job's watchers, or (from the pattern) to the watchers of all jobs;
     /// with [`RelaySubscribe::Pattern`], the pattern's messages go to both.
     fn relay(&self, payload: &[u8], from_pattern: bool) {
+        let metrics = self.hub.metrics().relay();
+        metrics.messages.increment(1);
         let Some(event) = parse_event(payload) else {
             return debug!("ignoring a pub/sub message that is not a job");
         };
+        if let Ok(behind) = (Timestamp::now().0 - event.updated_at.0).to_std() {
+            metrics.lag.record(behind.as_secs_f64());
+        }
         match (self.mode, from_pattern) {
             (RelaySubscribe::Pattern, _) => {
                 if self.hub.is_watched(Scope::All) {

@@ -2,6 +2,7 @@
 //! (`crate::client_addr`): a flood from one client is refused with 429 before it queues work or
 //! holds a stream, while every other client keeps its own allowance.
 
+use crate::metrics::{LimitLabel, Metrics};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::{IpAddr, Ipv6Addr};
@@ -39,43 +40,53 @@ impl Refused {
     }
 }
 
-/// The limiters, one per [`Limit`]; `None` where the limit is off (a rate of 0).
+/// A cheap, clonable handle to the limiters (one `Arc`: the state is cloned per request).
 #[derive(Clone)]
-pub struct RateLimits {
-    create: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
-    stream: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+pub struct RateLimits(Arc<Limiters>);
+
+/// One limiter per [`Limit`]; `None` where the limit is off (a rate of 0).
+struct Limiters {
+    create: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    stream: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Counts the refusals (the 429s).
+    metrics: Metrics,
 }
 
 impl RateLimits {
     /// Limits of `(per minute, burst)` for creating jobs and for opening streams; a rate of 0
-    /// turns that limit off.
-    pub fn new(create: (u32, u32), stream: (u32, u32)) -> Self {
-        Self {
+    /// turns that limit off. Refusals are counted in `metrics`.
+    pub fn new(create: (u32, u32), stream: (u32, u32), metrics: Metrics) -> Self {
+        Self(Arc::new(Limiters {
             create: limiter(create),
             stream: limiter(stream),
-        }
+            metrics,
+        }))
     }
 
     /// Counts one `limit` against `client`; refused once it has none left.
     pub fn admit(&self, limit: Limit, client: IpAddr) -> Result<(), Refused> {
         let limiter = match limit {
-            Limit::Create => &self.create,
-            Limit::Stream => &self.stream,
+            Limit::Create => &self.0.create,
+            Limit::Stream => &self.0.stream,
         };
         let Some(limiter) = limiter else {
             return Ok(());
         };
-        limiter
-            .check_key(&key(client))
-            .map_err(|not_until| Refused {
+        limiter.check_key(&key(client)).map_err(|not_until| {
+            self.0.metrics.jobs().rate_limited(match limit {
+                Limit::Create => LimitLabel::Create,
+                Limit::Stream => LimitLabel::Stream,
+            });
+            Refused {
                 limit,
                 retry_after: not_until.wait_time_from(limiter.clock().now()),
-            })
+            }
+        })
     }
 
     /// Forgets clients whose allowance has filled up again; how many are still tracked.
     pub fn prune(&self) -> usize {
-        [&self.create, &self.stream]
+        [&self.0.create, &self.0.stream]
             .into_iter()
             .flatten()
             .map(|limiter| {
@@ -87,11 +98,11 @@ impl RateLimits {
     }
 }
 
-fn limiter((per_minute, burst): (u32, u32)) -> Option<Arc<DefaultKeyedRateLimiter<IpAddr>>> {
+fn limiter((per_minute, burst): (u32, u32)) -> Option<DefaultKeyedRateLimiter<IpAddr>> {
     let per_minute = NonZeroU32::new(per_minute)?;
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::per_minute(per_minute).allow_burst(burst);
-    Some(Arc::new(RateLimiter::keyed(quota)))
+    Some(RateLimiter::keyed(quota))
 }
 
 /// The key of a client: its IPv4 address, or its IPv6 address's /64.
@@ -110,7 +121,7 @@ mod tests {
     use super::*;
 
     fn limits(rate: u32, burst: u32) -> RateLimits {
-        RateLimits::new((rate, burst), (0, 1))
+        RateLimits::new((rate, burst), (0, 1), Metrics::default())
     }
 
     #[test]
@@ -151,7 +162,7 @@ mod tests {
     #[test]
     fn pruning_forgets_a_flood_of_addresses_once_their_allowance_is_full_again() {
         // 60,000 a minute: one request's allowance comes back within a millisecond.
-        let limits = RateLimits::new((0, 1), (60_000, 1));
+        let limits = RateLimits::new((0, 1), (60_000, 1), Metrics::default());
         for n in 0..100_000u32 {
             assert!(
                 limits

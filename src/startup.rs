@@ -4,6 +4,7 @@ use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
 use crate::config::FanoutWrites;
 use crate::hub::Hub;
+use crate::metrics::{METRICS_SAMPLE_INTERVAL, Metrics};
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
 use crate::state::{AppState, Handles};
@@ -28,6 +29,8 @@ pub const MEMORY_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 /// A built application: its store chosen, its listener bound, ready to run.
 pub struct App {
     listener: TcpListener,
+    /// `METRICS_ADDR`'s listener, when set.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
 
@@ -38,11 +41,20 @@ impl App {
         let listener = TcpListener::bind(config.listen_addr())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen_addr()))?;
+        let metrics_listener = match config.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("METRICS_ADDR={addr}: cannot listen"))?,
+            ),
+            None => None,
+        };
         warn_if_open_without_token(&config);
         // rediss:// needs a TLS crypto provider; pick ring explicitly rather than relying on which
         // rustls features other crates happen to enable. Already installed is fine.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let hub = Hub::new(config.fanout_writes);
+        let metrics = Metrics::new();
+        let hub = Hub::new(config.fanout_writes, metrics.clone());
         log_fanout_writes(config.fanout_writes);
         let shutdown = CancellationToken::new();
         info!(redis_url = %config.redis_url, "connecting to Redis");
@@ -52,18 +64,29 @@ impl App {
             .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
             // No retries inside the manager: the failover store falls back at once and reconnects.
             .set_number_of_retries(0);
-        let redis = RedisStore::new(client.clone(), manager_config, config.job_ttl_secs)?;
+        let redis = RedisStore::new(
+            client.clone(),
+            manager_config,
+            config.job_ttl_secs,
+            metrics.clone(),
+        )?;
         let max_bytes = usize::try_from(config.memory_store_max_bytes).unwrap_or(usize::MAX);
         let memory = MemoryStore::new(Arc::new(hub.clone()), config.job_ttl_secs, max_bytes);
-        let store = Store::start(redis, memory, config.lease(), shutdown.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "REDIS_URL={}: Redis refuses this server; check the password, the user's \
+        let store = Store::start(
+            redis,
+            memory,
+            config.lease(),
+            shutdown.clone(),
+            metrics.clone(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "REDIS_URL={}: Redis refuses this server; check the password, the user's \
                      permissions and the TLS settings (REDIS_TLS_CA_FILE, REDIS_TLS_INSECURE)",
-                    config.redis_url
-                )
-            })?;
+                config.redis_url
+            )
+        })?;
         let relay = pubsub::spawn_relay(
             client,
             hub.clone(),
@@ -75,7 +98,9 @@ impl App {
             limits: RateLimits::new(
                 (config.create_rate_per_min, config.create_burst),
                 (config.stream_rate_per_min, config.stream_burst),
+                metrics.clone(),
             ),
+            metrics,
             store,
             hub,
             cache: JobCache::default(),
@@ -84,7 +109,11 @@ impl App {
             relay,
             shutdown,
         });
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The address actually bound.
@@ -92,6 +121,16 @@ impl App {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// The address `METRICS_ADDR` bound, when it is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        let listener = self.metrics_listener.as_ref()?;
+        Some(
+            listener
+                .local_addr()
+                .expect("a bound listener has an address"),
+        )
     }
 
     /// The shared state, for embedding and tests.
@@ -117,6 +156,9 @@ impl App {
             let tracked = state.limits.prune();
             tracing::trace!(tracked, "rate-limited clients pruned");
         });
+        spawn_every(&state, METRICS_SAMPLE_INTERVAL, async |state| {
+            routes::metrics::sample(&state).await;
+        });
         tokio::spawn(close_streams_at_shutdown(state.clone()));
         info!(
             addr = %self.local_addr(),
@@ -124,6 +166,9 @@ impl App {
             workers = state.config.worker_concurrency,
             "jobcast listening"
         );
+        if let Some(listener) = self.metrics_listener {
+            routes::metrics::spawn_private(listener, state.clone());
+        }
         let app = routes::router(state.clone());
         let connections = serve::spawn(self.listener, state.clone(), app);
         let stop = state.shutdown.clone();

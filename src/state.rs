@@ -3,6 +3,7 @@
 use crate::cache::JobCache;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::metrics::Metrics;
 use crate::pubsub::RelayHealth;
 use crate::rate_limit::RateLimits;
 use crate::store::Store;
@@ -45,4 +46,6 @@ pub struct Handles {
     pub shutdown: CancellationToken,
     /// Per-client limits on creating jobs and opening streams.
     pub limits: RateLimits,
+    /// This instance's figures for `GET /metrics`.
+    pub metrics: Metrics,
 }

@@ -156,8 +156,13 @@ async fn store_ingest(redis: &Redis, jobs: &[String], settings: &Settings) -> Va
     use jobcast::job::{Change, JobId};
     use jobcast::store::{JobStore, RedisStore};
     let client = redis::Client::open(redis.url()).unwrap();
-    let store =
-        RedisStore::new(client, redis::aio::ConnectionManagerConfig::new(), 86_400).unwrap();
+    let store = RedisStore::new(
+        client,
+        redis::aio::ConnectionManagerConfig::new(),
+        86_400,
+        jobcast::metrics::Metrics::default(),
+    )
+    .unwrap();
     let deadline = Instant::now() + settings.duration;
     let started = Instant::now();
     let tasks: Vec<_> = jobs

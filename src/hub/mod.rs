@@ -11,6 +11,7 @@ pub use subscription::Subscription;
 
 use crate::config::FanoutWrites;
 use crate::job::{Frame, Job, JobEvent, JobId};
+use crate::metrics::Metrics;
 use crate::sink::Sink;
 use crate::store::Publisher;
 use std::collections::HashMap;
@@ -76,6 +77,8 @@ struct Shared {
     closed: AtomicBool,
     /// How changes are written to the sockets of direct streams.
     writes: FanoutWrites,
+    /// Counted once per published change (how many watchers it reached), never per watcher.
+    metrics: Metrics,
 }
 
 /// The direct streams of one job, written by the publisher itself ([`Sink`]).
@@ -95,10 +98,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Hub {
     /// A hub whose publishers write direct streams' sockets the `writes` way.
-    pub fn new(writes: FanoutWrites) -> Self {
+    pub fn new(writes: FanoutWrites, metrics: Metrics) -> Self {
         Self {
             shared: Arc::new(Shared {
                 writes,
+                metrics,
                 ..Shared::default()
             }),
         }
@@ -111,24 +115,32 @@ impl Hub {
     /// Delivers `event` to this instance's subscribers of its job, if there are any: through
     /// the broadcast channel, and written straight to the sockets of direct streams.
     pub fn publish(&self, event: JobEvent) {
-        let Some(sinks) = self.send(Scope::Job(event.job_id), event.clone()) else {
+        let Some((sinks, received)) = self.send(Scope::Job(event.job_id), event.clone()) else {
             return;
         };
-        crate::sink::write_to_all(&lock(&sinks), &Frame::change(event), self.shared.writes);
+        let sinks = lock(&sinks);
+        let tally = crate::sink::write_to_all(&sinks, &Frame::change(event), self.shared.writes);
+        // A direct stream's follower is subscribed too, but reads nothing once it is a sink.
+        let axum = received.saturating_sub(sinks.len());
+        let metrics = self.shared.metrics.fanout();
+        metrics.published(tally.delivered, tally.coalesced, axum);
     }
 
     /// Delivers `event` to this instance's watchers of every job, if there are any.
     pub fn publish_to_all(&self, event: JobEvent) {
-        self.send(Scope::All, event);
+        if let Some((_, received)) = self.send(Scope::All, event) {
+            self.shared.metrics.fanout().published(0, 0, received);
+        }
     }
 
-    /// Sends `event` to the subscribers of `scope`; its sinks, if it has subscribers.
-    fn send(&self, scope: Scope, event: JobEvent) -> Option<Sinks> {
+    /// Sends `event` to the subscribers of `scope`; its sinks and how many subscribers received
+    /// it, if it has subscribers.
+    fn send(&self, scope: Scope, event: JobEvent) -> Option<(Sinks, usize)> {
         let topics = self.topics();
         let topic = topics.get(&scope)?;
         // An error only means every receiver has just gone; the last one's Drop prunes.
-        let _ = topic.sender.send(event);
-        Some(topic.sinks.clone())
+        let received = topic.sender.send(event).unwrap_or(0);
+        Some((topic.sinks.clone(), received))
     }
 
     /// Lets publishers of `job_id` write to `sink` until the guard drops. `None` when the job has
@@ -211,6 +223,11 @@ impl Hub {
         if let Some(topic) = self.topics().get(&scope) {
             topic.relayed.send_replace(relayed);
         }
+    }
+
+    /// This instance's metrics, for the relay that feeds the hub and the subscriptions.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// Marks every topic as not relayed: the relay's connection was lost.

@@ -43,8 +43,12 @@ impl Subscription {
         loop {
             match self.receiver.recv().await {
                 Ok(event) => return Some(event),
-                Err(broadcast::error::RecvError::Lagged(_)) if self.scope == Scope::All => {}
-                Err(broadcast::error::RecvError::Lagged(_)) => return self.newest(),
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    self.hub.metrics().fanout().coalesced.increment(skipped);
+                    if self.scope != Scope::All {
+                        return self.newest();
+                    }
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }

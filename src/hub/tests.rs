@@ -10,6 +10,7 @@ fn event(job_id: JobId, seq: u64) -> JobEvent {
         job_id,
         seq,
         status: JobStatus::Processing,
+        updated_at: Timestamp::now(),
         expires_at: Timestamp::now(),
         json: Bytes::from_static(b"{}"),
         frames: Arc::default(),

@@ -14,6 +14,8 @@ pub struct JobEvent {
     pub job_id: JobId,
     pub seq: u64,
     pub status: JobStatus,
+    /// When the change was made (what the relay's lag is measured from).
+    pub updated_at: Timestamp,
     /// When the job's key expires (every change renews it).
     pub expires_at: Timestamp,
     /// The full job JSON, as served by `GET /api/v4/job/{id}`.
@@ -40,6 +42,7 @@ struct EventHead {
     job_id: JobId,
     seq: u64,
     status: JobStatus,
+    updated_at: Timestamp,
     expires_at: Timestamp,
 }
 
@@ -52,6 +55,7 @@ impl JobEvent {
             job_id: head.job_id,
             seq: head.seq,
             status: head.status,
+            updated_at: head.updated_at,
             expires_at: head.expires_at,
             json,
             frames: Arc::default(),
@@ -65,6 +69,7 @@ impl From<&Job> for JobEvent {
             job_id: job.job_id,
             seq: job.seq,
             status: job.status,
+            updated_at: job.updated_at,
             expires_at: job.expires_at,
             json: Bytes::from(job.to_json()),
             frames: Arc::default(),

@@ -23,6 +23,9 @@ pub const EVENT_STREAM_HEADERS: [(&str, &str); 3] = [
 /// The largest frame a client may send (it has nothing to say; this bounds what it can make us read).
 pub const WS_MAX_MESSAGE_BYTES: usize = 4 * 1024;
 
+/// The reason of the close frame sent to a WebSocket peer that did not answer a ping in time.
+pub const NO_PONG: &str = "no pong";
+
 /// The `retry:` field every stream starts with: the reconnect delay, jittered per stream.
 pub fn retry_hint() -> Bytes {
     let retry = SSE_RETRY_BASE_MS + fastrand::u64(0..=SSE_RETRY_JITTER_MS);

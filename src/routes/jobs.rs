@@ -7,6 +7,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::follow::{self, Started};
 use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobEvent, JobId, Timestamp, payload};
+use crate::metrics::{StreamPath, Transport};
 use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
@@ -149,6 +150,10 @@ async fn long_poll(
         Started::AlreadyFinal(event) => return Ok(event_response(&event, StatusCode::OK)),
         Started::Streaming(follower) => follower,
     };
+    let _open = state
+        .metrics
+        .streams()
+        .open(Transport::LongPoll, StreamPath::Axum);
     let newer = tokio::select! {
         frame = follower.next() => frame,
         _ = tokio::time::sleep(limit) => None,
@@ -248,6 +253,7 @@ async fn create_and_queue(
     }
     let job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
     state.store.create(&job).await?;
+    state.metrics.jobs().created(kind);
     if kind == DEEP_RESEARCH_KIND {
         state.store.enqueue(job.job_id).await?;
         state.work_queued.notify_one();

@@ -1,9 +1,11 @@
 //! The HTTP surface: one router factory, with every layer added in this one place.
 
 mod admin;
+mod counted;
 mod dashboard;
 mod health;
 mod jobs;
+pub mod metrics;
 mod page;
 mod quota;
 pub mod sse;
@@ -25,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())
+        .merge(metrics::routes())
         .merge(page::routes())
         .merge(sse::routes())
         .merge(ws::routes());
@@ -38,7 +41,8 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(counted::CountLayer(state.metrics.clone()));
     let routes = match state.config.cors_allowed_origins.layer() {
         Some(cors) => routes.layer(cors),
         None => routes,

@@ -6,6 +6,7 @@ use crate::extract::{ApiQuery, JobIdPath};
 use crate::follow::{self, Follower, Started};
 use crate::job::JobId;
 use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, retry_hint};
+use crate::metrics::{OpenStream, StreamPath, Transport};
 use crate::state::AppState;
 use axum::Router;
 use axum::body::Body;
@@ -74,7 +75,11 @@ pub async fn open(
         Started::Streaming(follower) => follower,
     };
     let keep_alive = Duration::from_secs(state.config.sse_keepalive_secs);
-    Ok(Some(event_stream(follower, keep_alive)))
+    let open = state
+        .metrics
+        .streams()
+        .open(Transport::Sse, StreamPath::Axum);
+    Ok(Some(event_stream(follower, keep_alive, open)))
 }
 
 /// A `retry:` hint, then the follower's frames, with a keep-alive comment whenever the stream has
@@ -83,9 +88,14 @@ pub async fn open(
 /// The keep-alive timer is not re-armed per frame (that would cost a timer-wheel update per
 /// delivery): when it fires, it checks when the last frame went out and sleeps again if that was
 /// recent.
-fn event_stream(follower: Follower, keep_alive: Duration) -> impl Stream<Item = Bytes> {
+fn event_stream(
+    follower: Follower,
+    keep_alive: Duration,
+    open: OpenStream,
+) -> impl Stream<Item = Bytes> {
     let hint = stream::once(async move { retry_hint() });
     let feed = Feed {
+        _open: open,
         follower,
         keep_alive,
         quiet: Box::pin(tokio::time::sleep(keep_alive)),
@@ -100,6 +110,8 @@ fn event_stream(follower: Follower, keep_alive: Duration) -> impl Stream<Item = 
 
 /// A follower and its keep-alive timer.
 struct Feed {
+    /// Counts the stream open until the response body is dropped.
+    _open: OpenStream,
     follower: Follower,
     keep_alive: Duration,
     quiet: Pin<Box<Sleep>>,

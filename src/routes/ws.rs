@@ -5,6 +5,8 @@ use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::follow::{self, Follower, Started};
 use crate::job::Frame;
+use crate::job::wire::NO_PONG;
+use crate::metrics::{Metrics, StreamPath, Transport};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -70,10 +72,11 @@ async fn job_socket(
     let start = follow::start(&state.hub, &state.store, job_id, resume_from).await?;
     let shutdown = state.shutdown.clone();
     let ping_every = Duration::from_secs(state.config.ws_ping_secs);
+    let metrics = state.metrics.clone();
     Ok(upgrade
         .max_message_size(WS_MAX_MESSAGE_BYTES)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| serve(socket, start, ping_every, shutdown)))
+        .on_upgrade(move |socket| serve(socket, start, ping_every, shutdown, metrics)))
 }
 
 /// The message for one frame: `{"event": kind, "seq": n, "job": {...}}`, shared by subscribers.
@@ -114,6 +117,7 @@ async fn serve(
     start: Started,
     ping_every: Duration,
     shutdown: CancellationToken,
+    metrics: Metrics,
 ) {
     let follower = match start {
         Started::Streaming(follower) => follower,
@@ -124,7 +128,15 @@ async fn serve(
             return;
         }
     };
+    let _open = metrics
+        .streams()
+        .open(Transport::WebSocket, StreamPath::Axum);
     let farewell = stream_frames(&mut socket, follower, ping_every, &shutdown).await;
+    if let Some(Message::Close(Some(frame))) = &farewell
+        && frame.reason == NO_PONG
+    {
+        metrics.fanout().slow_dropped.increment(1);
+    }
     if let Some(message) = farewell {
         let _ = socket.send(message).await;
     }
@@ -168,7 +180,7 @@ async fn stream_frames(
             },
             _ = ping.tick() => {
                 if awaiting_pong {
-                    return Some(close(close_code::AWAY, "no pong"));
+                    return Some(close(close_code::AWAY, NO_PONG));
                 }
                 socket.send(Message::Ping(Default::default())).await.ok()?;
                 awaiting_pong = true;

@@ -12,6 +12,7 @@ use crate::client_addr::{Forwarding, client_addr};
 use crate::error::ApiError;
 use crate::follow::{self, Follower, Started};
 use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, http_chunk, retry_hint};
+use crate::metrics::{StreamPath, Transport};
 use crate::rate_limit::Limit;
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
@@ -69,13 +70,26 @@ pub async fn serve_events(
     };
     let opened_at = std::time::Instant::now();
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
+    let _open = state
+        .metrics
+        .streams()
+        .open(Transport::Sse, StreamPath::Direct);
     let socket = Arc::new(stream);
     let ended = stream_changes(&socket, &mut follower, &state, &cors).await;
+    if ended.as_ref().is_err_and(is_stalled) {
+        state.metrics.fanout().slow_dropped.increment(1);
+    }
     if ended.is_ok() && write_all(&socket, LAST_CHUNK).await.is_ok() {
         close_gracefully(&socket).await;
     }
     let seconds = opened_at.elapsed().as_secs_f64();
     tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
+}
+
+/// Whether a stream's socket failed because its client stopped taking data for
+/// `STALLED_CLIENT_TIMEOUT_MS` (the kernel's `TCP_USER_TIMEOUT`).
+pub fn is_stalled(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::TimedOut
 }
 
 /// Counts a stream opened by the client of `peer` (with `forwarding` headers) against its limit.

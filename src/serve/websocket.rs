@@ -8,7 +8,8 @@ use super::direct;
 use super::sniff::WebSocketRequest;
 use crate::error::ApiError;
 use crate::follow::{self, Follower, Started};
-use crate::job::wire::{WS_MAX_MESSAGE_BYTES, on_the_wire};
+use crate::job::wire::{NO_PONG, WS_MAX_MESSAGE_BYTES, on_the_wire};
+use crate::metrics::{StreamPath, Transport};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
 use axum::response::IntoResponse;
@@ -84,6 +85,10 @@ pub async fn serve_websocket(
         }
     };
     tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
+    let _open = state
+        .metrics
+        .streams()
+        .open(Transport::WebSocket, StreamPath::Direct);
     stream_frames(&socket, &mut follower, &state).await;
     tracing::debug!(job_id = %request.job_id, "websocket closed");
 }
@@ -91,10 +96,12 @@ pub async fn serve_websocket(
 /// Streams until the end, writing the closing frame (if any) before publishers let go.
 async fn stream_frames(socket: &Arc<TcpStream>, follower: &mut Follower, state: &AppState) {
     let sink = Sink::new(socket.clone(), Encoding::WebSocket, follower.last_seq());
-    let ending = match write_changes(socket, &sink, follower, state).await {
-        Ok(ending) => ending,
-        Err(_) => Ending::Drop,
-    };
+    let ending = write_changes(socket, &sink, follower, state).await;
+    let stalled = ending.as_ref().is_err_and(direct::is_stalled);
+    if stalled || matches!(ending, Ok(Ending::Close(_, NO_PONG))) {
+        state.metrics.fanout().slow_dropped.increment(1);
+    }
+    let ending = ending.unwrap_or(Ending::Drop);
     if let Ending::Close(code, reason) = ending
         && sink.write_own(&close_frame(code, reason)).await.is_ok()
     {
@@ -160,7 +167,7 @@ async fn converse_until_end(
             }
             _ = ping.tick() => {
                 if awaiting_pong {
-                    return Ok(Ending::Close(CloseCode::Away, "no pong"));
+                    return Ok(Ending::Close(CloseCode::Away, NO_PONG));
                 }
                 sink.write_own(&on_the_wire(WireFrame::ping(Vec::new()))).await?;
                 awaiting_pong = true;

@@ -1,7 +1,7 @@
 //! One change written to many sinks: claimed in batches, each batch sent with one io_uring
 //! submission where the kernel allows it, or with one non-blocking `send` per socket.
 
-use super::{Claim, Encoding, FANOUT_BATCH, Sink};
+use super::{Claim, Encoding, FANOUT_BATCH, Sink, Tally};
 use crate::config::FanoutWrites;
 use crate::job::Frame;
 use bytes::Bytes;
@@ -9,12 +9,13 @@ use std::io;
 use std::sync::Arc;
 
 /// Writes `frame` to each of `sinks` that can take it at once; the others are left to their
-/// tasks (see [`Sink::claim`]).
-pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) {
+/// tasks (see [`Sink::claim`]). What it did, counted.
+pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) -> Tally {
+    let mut tally = Tally::default();
     let mut chunks = Chunks::default();
     let mut claims = Vec::with_capacity(sinks.len().min(FANOUT_BATCH));
     for sink in sinks {
-        if let Some(claim) = sink.claim(frame) {
+        if let Some(claim) = sink.claim(frame, &mut tally) {
             chunks.prepare(claim.encoding(), frame);
             claims.push(claim);
         }
@@ -23,6 +24,7 @@ pub fn write_to_all(sinks: &[Arc<Sink>], frame: &Frame, writes: FanoutWrites) {
         }
     }
     write_batch(&mut claims, frame, &chunks, writes);
+    tally
 }
 
 /// Writes the claimed sinks' chunks and settles each claim.
@@ -97,6 +99,7 @@ mod tests {
             job_id: JobId::new(),
             seq,
             status: JobStatus::Processing,
+            updated_at: Timestamp::now(),
             expires_at: Timestamp::now(),
             json: Bytes::from_static(json),
             frames: Arc::default(),
@@ -163,9 +166,14 @@ mod tests {
         for writes in BOTH {
             let (sink, mut client) = idle_sinks(1, Encoding::Sse).await.remove(0);
             let (stale, newer) = (change(2, b"{}"), change(3, b"{}"));
-            write_to_all(std::slice::from_ref(&sink), &newer, writes);
-            write_to_all(std::slice::from_ref(&sink), &stale, writes);
-            write_to_all(std::slice::from_ref(&sink), &newer, writes);
+            let sinks = std::slice::from_ref(&sink);
+            let once = Tally {
+                delivered: 1,
+                coalesced: 0,
+            };
+            assert_eq!(write_to_all(sinks, &newer, writes), once, "{writes:?}");
+            assert_eq!(write_to_all(sinks, &stale, writes), Tally::default());
+            assert_eq!(write_to_all(sinks, &newer, writes), Tally::default());
             let chunk = newer.sse_chunk();
             assert_eq!(read_exactly(&mut client, chunk.len()).await, chunk);
             drop(sink);
@@ -188,9 +196,16 @@ mod tests {
             while let Ok(written) = sink.socket.try_write(&filler) {
                 filled += written;
             }
-            let frame = change(2, br#"{"progress":60}"#);
-            write_to_all(std::slice::from_ref(&sink), &frame, writes);
+            let skipped = change(2, br#"{"progress":55}"#);
+            write_to_all(std::slice::from_ref(&sink), &skipped, writes);
             assert!(!sink.take_wrote(), "{writes:?}: the socket took nothing");
+            let frame = change(3, br#"{"progress":60}"#);
+            let tally = write_to_all(std::slice::from_ref(&sink), &frame, writes);
+            let replaced = Tally {
+                delivered: 1,
+                coalesced: 1,
+            };
+            assert_eq!(tally, replaced, "{writes:?}: the skipped state is counted");
             let task = tokio::spawn({
                 let sink = sink.clone();
                 async move {

@@ -89,6 +89,14 @@ pub enum Drained {
     Broken,
 }
 
+/// What one change's fan-out did, for the metrics: sinks that got it or will (their task writes
+/// it), and pending states it replaced before their task wrote them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub delivered: usize,
+    pub coalesced: usize,
+}
+
 /// The task's next piece of work: bytes to write, or nothing more (and why).
 enum Work {
     Write(Bytes),
@@ -163,15 +171,16 @@ impl Sink {
 
     /// Takes the socket to write `frame`'s change, if the client lacks it and no task is writing.
     /// `None` when the change is handled already: skipped as stale, or left to the task.
-    pub fn claim(&self, frame: &Frame) -> Option<Claim<'_>> {
+    pub fn claim(&self, frame: &Frame, tally: &mut Tally) -> Option<Claim<'_>> {
         let mut state = self.state();
         let event = &frame.event;
         if state.broken || state.finished || event.seq <= state.seq {
             return None;
         }
         state.seq = event.seq;
+        tally.delivered += 1;
         if state.task_writes {
-            state.pending = Some(event.clone());
+            tally.coalesced += usize::from(state.pending.replace(event.clone()).is_some());
             drop(state);
             self.wake.notify_one();
             return None;

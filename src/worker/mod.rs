@@ -165,11 +165,14 @@ impl Worker {
         let start = Change::Start {
             step: "Preparing comprehensive analysis...".into(),
         };
+        let waited = job.updated_at;
         let job = match store.apply(job_id, start).await {
             Ok(job) => job,
             Err(StoreError::Rejected(Rejection::AlreadyStarted)) => return,
             Err(error) => return warn!(%error, "starting a job failed; its lease will expire"),
         };
+        let waited = (job.updated_at.0 - waited.0).to_std().unwrap_or_default();
+        self.state.metrics.jobs().started(&job.kind, waited);
         self.run_started(job).await;
     }
 
@@ -177,7 +180,10 @@ impl Worker {
         let (job_id, attempt) = (job.job_id, job.attempt);
         self.running.insert(job_id, attempt);
         let heartbeat = running::keep_lease(&self.state, job_id);
+        let running = &self.state.metrics.jobs().running;
+        running.increment(1);
         let end = deep_research::run(&self.state, job).await;
+        running.decrement(1);
         drop(heartbeat);
         match end {
             Ok(RunEnd::Finished) => self.release(job_id).await,

@@ -16,10 +16,12 @@ pub async fn recover_job(state: &AppState, job_id: JobId, reason: &str) -> Resul
     let requeue = match state.store.apply(job_id, change).await {
         Ok(job) if job.status == JobStatus::Pending => {
             info!(%job_id, attempt = job.attempt, reason, "job requeued");
+            state.metrics.jobs().requeued(true);
             true
         }
         Ok(job) => {
             warn!(%job_id, attempt = job.attempt, "job failed: interrupted too many times");
+            state.metrics.jobs().requeued(false);
             false
         }
         // Already pending: it may have been lost from the queue between requeue and push.

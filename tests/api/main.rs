@@ -14,6 +14,7 @@ mod helpers;
 mod leases;
 mod long_poll;
 mod memory_bound;
+mod metrics;
 mod outages;
 mod poll_cache;
 mod processes;

@@ -15,6 +15,7 @@ mod sessions;
 use super::redis::{RedisHealth, is_refusal};
 use super::{BackendKind, CleanupReport, JobStore, MemoryStore, RedisStore, StoreError, WorkQueue};
 use crate::job::{Change, Job, JobEvent, JobId};
+use crate::metrics::Metrics;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +53,8 @@ struct Shared {
     shutdown: CancellationToken,
     /// Signed-out sessions this instance knows of (see `sessions`).
     revoked: sessions::Revoked,
+    /// Outages, write-backs and the jobs that reach a final state here are counted in it.
+    metrics: Metrics,
 }
 
 /// Whether an error means Redis cannot be reached (rather than refusing this one request).
@@ -78,6 +81,7 @@ impl Store {
         memory: MemoryStore,
         lease: Duration,
         shutdown: CancellationToken,
+        metrics: Metrics,
     ) -> Result<Self, StoreError> {
         let shared = Shared {
             redis,
@@ -90,6 +94,7 @@ impl Store {
             lease,
             shutdown,
             revoked: sessions::Revoked::default(),
+            metrics,
         };
         let store = Self {
             shared: Arc::new(shared),
@@ -159,6 +164,44 @@ impl Store {
             async |_| Ok(JobEvent::from(&self.apply_in_memory(id, retry).await?)),
         )
         .await
+        .inspect(|event| self.count_event_if_final(event))
+    }
+
+    /// [`Store::count_if_final`] for an event: parsed into a job only when it is final.
+    fn count_event_if_final(&self, event: &JobEvent) {
+        if event.status.is_terminal()
+            && let Ok(job) = serde_json::from_slice::<Job>(&event.json)
+        {
+            self.count_if_final(&job);
+        }
+    }
+
+    /// Counts a job that a change has just made final (a final job refuses every change, so
+    /// each is counted once, by the instance that finished it).
+    pub(super) fn count_if_final(&self, job: &Job) {
+        if !job.status.is_terminal() {
+            return;
+        }
+        let finished = job.completed_at.unwrap_or(job.updated_at);
+        let took = (finished.0 - job.created_at.0).to_std().unwrap_or_default();
+        let completed = job.status == crate::job::JobStatus::Completed;
+        self.shared
+            .metrics
+            .jobs()
+            .finished(&job.kind, completed, took);
+    }
+
+    /// Redis's `used_memory` and `maxmemory`, unless Redis is away.
+    pub async fn redis_memory(&self) -> Option<(u64, u64)> {
+        if self.is_degraded() {
+            return None;
+        }
+        self.shared.redis.memory().await.ok()
+    }
+
+    /// This store's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// Applies `change` to the memory store while Redis is away, to be written back.
@@ -184,6 +227,7 @@ impl Store {
     /// Switches to the memory store and starts the recovery task, once per outage.
     fn enter_degraded(&self, error: &StoreError) {
         if !self.shared.degraded.swap(true, Ordering::AcqRel) {
+            self.shared.metrics.store().outages.increment(1);
             warn!(error = %error, cause = ?error, "Redis is unreachable: serving from the in-memory store until it is back");
         }
         if !self.shared.recovering.swap(true, Ordering::AcqRel) {

@@ -101,6 +101,7 @@ impl Store {
                             "two instances acknowledged different outcomes of a job during the outage; the first stands, the other is kept in `superseded`");
                     }
                     self.shared.memory.mirror(&now);
+                    self.shared.metrics.store().write_backs.increment(1);
                     restored += usize::from(outcome != Restored::Kept);
                 }
                 Err(error) => {

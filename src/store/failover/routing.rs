@@ -56,6 +56,7 @@ impl JobStore for Store {
             async |_| self.apply_in_memory(id, retry).await,
         )
         .await
+        .inspect(|job| self.count_if_final(job))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {

@@ -1,6 +1,7 @@
 //! The Redis backend: jobs under `job:<uuid>` with a TTL, changed only by server-side Lua scripts.
 
 mod index;
+mod observed;
 mod queue;
 mod recovery;
 mod sessions;
@@ -13,8 +14,10 @@ pub use sessions::REVOKED_SESSION_PREFIX;
 use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
 use crate::job::{Change, Job, JobEvent, JobId, Rejection, Timestamp, payload};
+use crate::metrics::Metrics;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Script};
+use observed::Observed;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -76,18 +79,21 @@ pub struct RedisStore {
     manager_config: ConnectionManagerConfig,
     scripts: Arc<Scripts>,
     ttl_secs: u64,
+    /// Every command's latency and failure is counted here.
+    metrics: Metrics,
 }
 
 impl RedisStore {
-    fn connection(&self) -> ConnectionManager {
-        self.connection.read().expect("connection lock").clone()
+    fn connection(&self) -> Observed {
+        let manager = self.connection.read().expect("connection lock").clone();
+        Observed::new(manager, self.metrics.clone())
     }
 
-    /// Opens a fresh connection and uses it from now on.
+    /// Opens a fresh connection and uses it from now on (timed like a command).
     pub async fn reconnect(&self) -> Result<(), StoreError> {
-        let manager =
-            ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone())
-                .await?;
+        let connecting =
+            ConnectionManager::new_with_config(self.client.clone(), self.manager_config.clone());
+        let manager = observed::timed(&self.metrics, connecting).await?;
         *self.connection.write().expect("connection lock") = manager;
         Ok(())
     }
@@ -105,10 +111,12 @@ struct Scripts {
 
 impl RedisStore {
     /// A store on `client`, connecting lazily; jobs expire `ttl_secs` after their last change.
+    /// Its commands are counted in `metrics`.
     pub fn new(
         client: ::redis::Client,
         manager_config: ConnectionManagerConfig,
         ttl_secs: u64,
+        metrics: Metrics,
     ) -> Result<Self, StoreError> {
         let connection =
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())?;
@@ -126,7 +134,23 @@ impl RedisStore {
             manager_config,
             scripts: Arc::new(scripts),
             ttl_secs,
+            metrics,
         })
+    }
+
+    /// Redis's `used_memory` and `maxmemory` (0: no limit), from `INFO memory`.
+    pub async fn memory(&self) -> Result<(u64, u64), StoreError> {
+        let info: String = ::redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut self.connection())
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|value| value.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("used_memory"), field("maxmemory")))
     }
 
     /// Whether Redis answers a PING within [`PING_TIMEOUT`], and if not, why.

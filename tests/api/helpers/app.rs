@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 /// The server under test, running in this process on a free port.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `METRICS_ADDR`'s listener, when the test set one.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: jobcast::state::AppState,
     stop: Option<oneshot::Sender<()>>,
@@ -57,6 +59,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }
     let app = App::build(config).await.expect("app builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr();
     let state = app.state().clone();
     let (stop, stopped) = oneshot::channel();
     let task = tokio::spawn(app.run_until_stopped(async {
@@ -64,6 +67,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     }));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::builder()
             .timeout(PATIENCE)
             .build()
