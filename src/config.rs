@@ -121,6 +121,10 @@ pub struct Config {
     #[arg(long, env = "FANOUT_WRITES", value_name = "FANOUT_WRITES", value_enum,
         default_value_t = FanoutWrites::IoUring)]
     pub fanout_writes: FanoutWrites,
+    /// The most progress reports one `POST /api/v4/jobs/progress` may carry.
+    #[arg(long, env = "BATCH_MAX_UPDATES", value_name = "BATCH_MAX_UPDATES", default_value_t = 500,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub batch_max_updates: u32,
     /// What the pub/sub relay subscribes to: `channels` (one per watched job) or `pattern`
     /// (`job:*`, every job's changes; see BENCHMARKS.md for which costs less).
     #[arg(long, env = "RELAY_SUBSCRIBE", value_name = "RELAY_SUBSCRIBE", value_enum,

@@ -174,12 +174,20 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// Logs the error with its causes if it is the server's (a 5xx); the client only ever gets
+    /// its `detail`.
+    pub fn log_if_server_error(&self) {
+        if self.status_code().is_server_error() {
+            tracing::error!(error = %self, cause = %cause_chain(self), "request failed");
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
-        if status.is_server_error() {
-            tracing::error!(error = %self, cause = %cause_chain(&self), "request failed");
-        }
+        self.log_if_server_error();
         let body = Json(json!({ "detail": self.to_string() }));
         if let Some(secs) = self.retry_after_secs() {
             return (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response();

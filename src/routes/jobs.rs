@@ -169,9 +169,25 @@ async fn long_poll(
 }
 
 #[derive(Deserialize)]
-struct ProgressReport {
+pub(super) struct ProgressReport {
     progress: i64,
     current_step: Option<String>,
+}
+
+impl ProgressReport {
+    /// The change this report asks for, or why it is invalid.
+    pub(super) fn change(self) -> Result<Change, ApiError> {
+        let progress = u8::try_from(self.progress)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| ApiError::invalid("progress must be an integer from 0 to 100"))?;
+        let step = validate_step(self.current_step)?;
+        Ok(Change::Progress {
+            progress,
+            step,
+            fence: None,
+        })
+    }
 }
 
 /// `POST /api/v4/job/{job_id}/progress`.
@@ -181,17 +197,8 @@ async fn report_progress(
     JobIdPath(job_id): JobIdPath,
     ApiJson(report): ApiJson<ProgressReport>,
 ) -> Result<Response, ApiError> {
-    let progress = u8::try_from(report.progress)
-        .ok()
-        .filter(|p| *p <= 100)
-        .ok_or_else(|| ApiError::invalid("progress must be an integer from 0 to 100"))?;
-    let step = validate_step(report.current_step)?;
-    let change = Change::Progress {
-        progress,
-        step,
-        fence: None,
-    };
-    answer_applied(&state, state.store.apply_event(job_id, change).await?)
+    let event = state.store.apply_event(job_id, report.change()?).await?;
+    answer_applied(&state, event)
 }
 
 #[derive(Deserialize)]

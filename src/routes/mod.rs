@@ -1,6 +1,7 @@
 //! The HTTP surface: one router factory, with every layer added in this one place.
 
 mod admin;
+mod batch;
 mod counted;
 mod dashboard;
 mod health;
@@ -24,6 +25,7 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .merge(jobs::routes())
+        .merge(batch::routes())
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())

@@ -3,6 +3,7 @@
 mod atomicity;
 mod auth;
 mod bad_input;
+mod batch;
 mod browser;
 mod chaos;
 mod config;
