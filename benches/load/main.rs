@@ -275,12 +275,16 @@ fn many_jobs_summary(result: &Value) -> String {
     match result["scenario"].as_str().unwrap_or("") {
         "many" => format!(
             "CPU per update: SSE/floor {}, WebSocket/floor {}, SSE/Nchan {}, \
-             (SSE+Redis)/(Nchan+Redis) {}, floor/Nchan {}",
+             (SSE+Redis)/(Nchan+Redis) {}, floor/Nchan {}; batched reports: /floor {}, \
+             /Nchan {}, (+Redis)/(Nchan+Redis) {}",
             result["sse_over_floor"],
             result["websocket_over_floor"],
             result["sse_over_nchan"],
             result["sse_with_redis_over_nchan_with_redis"],
-            result["floor_over_nchan"]
+            result["floor_over_nchan"],
+            result["batched_over_floor"],
+            result["batched_over_nchan"],
+            result["batched_with_redis_over_nchan_with_redis"]
         ),
         "instances" => format!(
             "{} wins, {}% less CPU per update (instances and Redis: channels {} us, pattern {} us); \

@@ -4,20 +4,22 @@
 use crate::batch::{self, Batch};
 use crate::latency::round2;
 use crate::nchan::{self, Nchan};
-use crate::paced::{self, Load, Outcome, Peer, Targets};
+use crate::paced::{self, BATCHED_UPDATES, Load, Outcome, Peer, Targets};
 use crate::processes::{Redis, Server};
 use crate::scenarios::Transport;
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::time::Duration;
 
-/// The rows (floor, jobcast SSE, jobcast WebSocket, Nchan), then a line of ratios.
+/// The rows (floor, jobcast SSE, jobcast WebSocket, jobcast SSE with batched reports, Nchan),
+/// then a line of ratios.
 pub async fn many(load: &Load) -> Vec<Value> {
     let redis = Redis::start_with_tcp().await;
     let mut rows = vec![floor(load).await];
     for transport in [Transport::Sse, Transport::WebSocket] {
-        rows.push(jobcast(load, &redis, transport).await);
+        rows.push(jobcast(load, &redis, Peer::Jobcast(transport)).await);
     }
+    rows.push(jobcast(load, &redis, Peer::JobcastBatched).await);
     rows.push(match nchan::unavailable() {
         Some((reason, fails)) => {
             println!("many-nchan: skipped, {reason}");
@@ -40,7 +42,7 @@ async fn floor(load: &Load) -> Value {
     row("many-floor", load, &outcome, false)
 }
 
-async fn jobcast(load: &Load, redis: &Redis, transport: Transport) -> Value {
+async fn jobcast(load: &Load, redis: &Redis, peer: Peer) -> Value {
     let vars = [
         ("REDIS_URL", redis.url()),
         ("WORKER_CONCURRENCY", "0".into()),
@@ -53,9 +55,11 @@ async fn jobcast(load: &Load, redis: &Redis, transport: Transport) -> Value {
         watch: &[server.addr],
         send: &[server.addr],
     };
-    let peer = Peer::Jobcast(transport);
     let outcome = paced::run(peer, load, &jobs, targets, &[&server, redis]).await;
-    let name = format!("many-{transport:?}").to_lowercase();
+    let name = match peer {
+        Peer::JobcastBatched => format!("many-sse-batched-{BATCHED_UPDATES}"),
+        _ => format!("many-{:?}", transport_of(peer)).to_lowercase(),
+    };
     row(&name, load, &outcome, true)
 }
 
@@ -95,6 +99,13 @@ async fn publish_snapshots(server: &Nchan, jobs: &[String], connections: usize) 
     .await;
 }
 
+fn transport_of(peer: Peer) -> Transport {
+    match peer {
+        Peer::Jobcast(transport) => transport,
+        _ => Transport::Sse,
+    }
+}
+
 /// Job ids for the servers that keep no jobs of their own.
 fn fresh_ids(count: usize) -> Vec<String> {
     (0..count)
@@ -126,6 +137,7 @@ fn ratios(rows: &[Value]) -> Value {
         row[key].as_f64()
     };
     let server = |name: &str| figure(name, "server_cpu_us_per_update");
+    let batched = format!("many-sse-batched-{BATCHED_UPDATES}");
     let both = |name: &str| Some(server(name)? + figure(name, "redis_cpu_us_per_update")?);
     // No ratio against a figure that measured no CPU tick at all (a smoke run's floor).
     let ratio = |a: Option<f64>, b: Option<f64>| Some(round2(a? / b.filter(|b| *b > 0.0)?));
@@ -135,5 +147,8 @@ fn ratios(rows: &[Value]) -> Value {
            "sse_over_nchan": ratio(server("many-sse"), server("many-nchan")),
            "websocket_over_nchan": ratio(server("many-websocket"), server("many-nchan")),
            "sse_with_redis_over_nchan_with_redis": ratio(both("many-sse"), both("many-nchan")),
+           "batched_over_floor": ratio(server(&batched), server("many-floor")),
+           "batched_over_nchan": ratio(server(&batched), server("many-nchan")),
+           "batched_with_redis_over_nchan_with_redis": ratio(both(&batched), both("many-nchan")),
            "floor_over_nchan": ratio(server("many-floor"), server("many-nchan"))})
 }

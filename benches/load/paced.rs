@@ -36,17 +36,25 @@ impl Load {
 pub enum Peer {
     /// jobcast's `POST …/progress`, watched over SSE or a WebSocket.
     Jobcast(Transport),
+    /// jobcast's `POST /api/v4/jobs/progress`, [`BATCHED_UPDATES`] reports a request, watched
+    /// over SSE.
+    JobcastBatched,
     /// The many-jobs floor (`many_floor.rs`): the same requests, SSE.
     Floor,
     /// Nchan's `POST /pub/<id>` with a job document carrying `"seq"`, watched at `/sub/<id>`.
     Nchan,
 }
 
+/// How many reports one request of [`Peer::JobcastBatched`] carries.
+pub const BATCHED_UPDATES: usize = 16;
+
 impl Peer {
     fn watch_path(self, job: &str) -> String {
         match self {
             Self::Jobcast(Transport::WebSocket) => format!("/api/v4/job/{job}/ws"),
-            Self::Jobcast(Transport::Sse) | Self::Floor => format!("/api/v4/job/{job}/events"),
+            Self::Jobcast(Transport::Sse) | Self::JobcastBatched | Self::Floor => {
+                format!("/api/v4/job/{job}/events")
+            }
             Self::Nchan => format!("/sub/{job}"),
         }
     }
@@ -58,12 +66,48 @@ impl Peer {
             crate::job_json::write(body, job, seq);
             return client::write_request(out, "POST", format_args!("/pub/{job}"), Some(body));
         }
-        // The step alternates, so no update leaves the job unchanged.
-        let step = if seq.is_multiple_of(2) { "a" } else { "b" };
-        let _ = write!(body, r#"{{"progress":50,"current_step":"{step}"}}"#);
+        let _ = write!(body, r#"{{"progress":50,"current_step":"{}"}}"#, step(seq));
         let path = format_args!("/api/v4/job/{job}/progress");
         client::write_request(out, "POST", path, Some(body));
     }
+
+    /// How many updates one request carries.
+    fn updates_per_request(self) -> usize {
+        match self {
+            Self::JobcastBatched => BATCHED_UPDATES,
+            _ => 1,
+        }
+    }
+
+    /// Writes one `POST /api/v4/jobs/progress` giving each `(job, seq)` its seq into `out`.
+    fn write_batch<'a>(
+        out: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+        updates: impl Iterator<Item = (&'a str, u64)>,
+    ) {
+        body.clear();
+        body.push(b'[');
+        for (i, (job, seq)) in updates.enumerate() {
+            let comma = if i == 0 { "" } else { "," };
+            let step = step(seq);
+            let _ = write!(
+                body,
+                r#"{comma}{{"job_id":"{job}","progress":50,"current_step":"{step}"}}"#
+            );
+        }
+        body.push(b']');
+        client::write_request(
+            out,
+            "POST",
+            format_args!("/api/v4/jobs/progress"),
+            Some(body),
+        );
+    }
+}
+
+/// The step of a job's update with `seq`: it alternates, so no update leaves the job unchanged.
+fn step(seq: u64) -> &'static str {
+    if seq.is_multiple_of(2) { "a" } else { "b" }
 }
 
 /// Where a run's watchers and updates go: job `j`'s watcher to `watch[j % len]`, update
@@ -176,7 +220,7 @@ pub async fn run(
         })
         .await;
     Outcome {
-        planned: load.updates() as u64,
+        planned: (load.updates() / peer.updates_per_request() * peer.updates_per_request()) as u64,
         sent: receipts.sent_count.get(),
         delivered: receipts.delivered.get(),
         errors: receipts.errors.get(),
@@ -230,17 +274,24 @@ async fn send_updates(
     addrs: &[SocketAddr],
     receipts: &Receipts,
 ) {
+    let per_request = peer.updates_per_request();
     let batch = Batch {
         addrs,
         connections: load.connections,
-        count: load.updates(),
-        spacing: Duration::from_secs(1) / load.per_sec,
+        count: load.updates() / per_request,
+        spacing: Duration::from_secs(1) * per_request as u32 / load.per_sec,
     };
     let body = RefCell::new(Vec::with_capacity(512));
-    let write = |k: usize, out: &mut Vec<u8>| {
-        let seq = (k / jobs.len()) as u64 + 2;
-        peer.write_update(out, &mut body.borrow_mut(), &jobs[k % jobs.len()], seq);
-        receipts.sending(k);
+    let update = |k: usize| (jobs[k % jobs.len()].as_str(), (k / jobs.len()) as u64 + 2);
+    let write = |r: usize, out: &mut Vec<u8>| {
+        let ks = r * per_request..(r + 1) * per_request;
+        if per_request == 1 {
+            let (job, seq) = update(r);
+            peer.write_update(out, &mut body.borrow_mut(), job, seq);
+        } else {
+            Peer::write_batch(out, &mut body.borrow_mut(), ks.clone().map(update));
+        }
+        ks.for_each(|k| receipts.sending(k));
     };
     batch::send(batch, write, |_, answer| {
         if answer.is_none_or(|(status, _)| status >= 400) {
