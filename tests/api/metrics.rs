@@ -11,9 +11,6 @@ use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 const OPEN: &str = "jobcast_streams_open";
 const OPENED: &str = "jobcast_streams_opened_total";
 const DELIVERIES: &str = "jobcast_deliveries_total";
@@ -25,26 +22,7 @@ fn stream(transport: &'static str, path: &'static str) -> [(&'static str, &'stat
 
 /// A WebSocket on a fresh connection (the direct path), or after another request on it (axum).
 async fn websocket(app: &TestApp, id: &str, reused: bool) -> Socket {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    if reused {
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: jobcast\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = Vec::new();
-        while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-            let mut chunk = [0u8; 1024];
-            let read = stream.read(&mut chunk).await.unwrap();
-            response.extend_from_slice(&chunk[..read]);
-        }
-    }
-    let url = format!("ws://{}/api/v4/job/{id}/ws", app.addr);
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    tokio_tungstenite::client_async(&url, stream)
-        .await
-        .unwrap()
-        .0
+    websocket_on(app, id, reused).await.0
 }
 
 /// The `seq` of the socket's next text frame; `None` once it closes.
@@ -453,20 +431,12 @@ async fn a_websocket_peer_that_stops_answering_pings_is_counted_as_a_dropped_slo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_stream_skips_states_and_they_are_counted_as_coalesced() {
-    use tokio::io::AsyncReadExt;
     const UPDATES: u64 = 6_000;
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
     let id = app.create_external_job().await;
     let mut stalled = open_stalled_stream(app.addr, &format!("/api/v4/job/{id}/events")).await;
-    let mut received = Vec::new();
-    while !String::from_utf8_lossy(&received).contains("id: 1\n") {
-        let read = tokio::time::timeout(PATIENCE, stalled.read_buf(&mut received)).await;
-        assert!(
-            read.unwrap().unwrap() > 0,
-            "the stream ended before its snapshot"
-        );
-    }
+    read_until_snapshot(&mut stalled).await;
 
     // About 3 MB while the client reads nothing: far more than the sockets hold.
     let padding = "x".repeat(480);

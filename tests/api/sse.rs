@@ -403,14 +403,7 @@ async fn stalled_client_gets_newer_states_in_order_and_the_end(writes: FanoutWri
     let id = app.create_external_job().await;
     let mut stalled = open_stalled_stream(app.addr, &format!("/api/v4/job/{id}/events")).await;
     // The stream has started (its snapshot is on the way) before the job changes.
-    let mut received = Vec::new();
-    while !String::from_utf8_lossy(&received).contains("id: 1\n") {
-        let read = tokio::time::timeout(PATIENCE, stalled.read_buf(&mut received)).await;
-        assert!(
-            read.unwrap().unwrap() > 0,
-            "the stream ended before its snapshot"
-        );
-    }
+    let mut received = read_until_snapshot(&mut stalled).await;
 
     // About 3 MB of updates while the client reads nothing more: far more than the sockets
     // hold, so the server must stop writing to this client and later send it only what is newest.

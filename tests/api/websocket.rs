@@ -6,9 +6,6 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 async fn connect(app: &TestApp, id: &str, query: &str) -> Socket {
     let url = format!("ws://{}/api/v4/job/{id}/ws{query}", app.addr);
     tokio_tungstenite::connect_async(url)
@@ -181,23 +178,7 @@ async fn frames_that_break_the_protocol_get_a_1002_close_on_both_paths() {
 /// or that follows another request on the connection (`reused`: axum serves it, and hyper adds
 /// a Date header to the handshake, which tells the two apart).
 async fn connect_on(app: &TestApp, id: &str, reused: bool) -> Socket {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    if reused {
-        stream
-            .write_all(b"GET /health HTTP/1.1\r\nHost: jobcast\r\n\r\n")
-            .await
-            .unwrap();
-        let mut response = Vec::new();
-        while !String::from_utf8_lossy(&response).contains("\r\n\r\n") {
-            let mut chunk = [0u8; 1024];
-            let read = stream.read(&mut chunk).await.unwrap();
-            response.extend_from_slice(&chunk[..read]);
-        }
-    }
-    let url = format!("ws://{}/api/v4/job/{id}/ws", app.addr);
-    let stream = tokio_tungstenite::MaybeTlsStream::Plain(stream);
-    let (socket, handshake) = tokio_tungstenite::client_async(&url, stream).await.unwrap();
+    let (socket, handshake) = websocket_on(app, id, reused).await;
     assert_eq!(handshake.headers().contains_key("date"), reused);
     socket
 }

@@ -9,6 +9,7 @@ mod nginx;
 mod process;
 mod redis;
 mod sse;
+mod websocket;
 
 pub use app::*;
 pub use browser::*;
@@ -19,6 +20,7 @@ pub use nginx::*;
 pub use process::*;
 pub use redis::*;
 pub use sse::*;
+pub use websocket::*;
 
 use std::time::Duration;
 

@@ -157,3 +157,18 @@ pub async fn open_stalled_stream(addr: std::net::SocketAddr, path: &str) -> toki
     stream.write_all(request.as_bytes()).await.unwrap();
     stream
 }
+
+/// Reads `stalled` until its snapshot (`id: 1`) has arrived: the stream has started, so later
+/// changes are the server's to hold back. What was read.
+pub async fn read_until_snapshot(stalled: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    while !String::from_utf8_lossy(&received).contains("id: 1\n") {
+        let read = tokio::time::timeout(super::PATIENCE, stalled.read_buf(&mut received)).await;
+        assert!(
+            read.unwrap().unwrap() > 0,
+            "the stream ended before its snapshot"
+        );
+    }
+    received
+}
