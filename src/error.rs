@@ -8,10 +8,17 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 /// What `Retry-After` tells a client refused because the work queue is full, in seconds.
 pub const QUEUE_FULL_RETRY_AFTER_SECS: u64 = 5;
+
+/// The body of every error answer: `{"detail": "..."}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Detail {
+    /// What went wrong, for a person to read (a 5xx says no more than that it was the server).
+    pub detail: String,
+}
 
 /// Everything a handler can fail with. 4xx details are shown to the client; 5xx causes are logged
 /// and the client gets a generic message.
@@ -188,7 +195,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status_code();
         self.log_if_server_error();
-        let body = Json(json!({ "detail": self.to_string() }));
+        let body = Json(Detail {
+            detail: self.to_string(),
+        });
         if let Some(secs) = self.retry_after_secs() {
             return (status, [(header::RETRY_AFTER, secs.to_string())], body).into_response();
         }

@@ -13,13 +13,18 @@ use std::cmp::Ordering;
 
 /// A terminal outcome that lost a merge to another terminal outcome of the same job. It stays in
 /// the job's record (`superseded`), so what a client was told is never silently gone.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 pub struct Superseded {
+    #[schema(required = true)]
     pub completed_at: Option<Timestamp>,
     pub status: JobStatus,
+    #[schema(required = true)]
     pub error: Option<String>,
     /// The result's JSON text, kept as a string so the stored document keeps its layout (every
     /// scalar before `input`, see [`Job`]).
+    #[schema(required = true)]
     pub result: Option<String>,
 }
 

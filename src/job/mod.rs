@@ -17,6 +17,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
 use std::str::FromStr;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 use uuid::Uuid;
 
 /// A job's identifier: a random UUIDv4, so knowing one is the capability to read it.
@@ -61,6 +64,22 @@ impl fmt::Display for JobId {
     }
 }
 
+/// In the API document: a UUID string.
+impl utoipa::PartialSchema for JobId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid)))
+            .description(Some(
+                "A job's id: a random UUIDv4, the capability to read the job.",
+            ))
+            .examples([serde_json::json!("3f2c8a4e-9b1d-4c7a-8e6f-2a5b7c9d0e1f")])
+            .into()
+    }
+}
+
+impl ToSchema for JobId {}
+
 impl FromStr for JobId {
     type Err = uuid::Error;
 
@@ -70,7 +89,7 @@ impl FromStr for JobId {
 }
 
 /// Where a job is in its life: `pending → processing → completed | failed`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Pending,
@@ -104,19 +123,34 @@ pub const DEEP_RESEARCH_KIND: &str = "deep-research";
 /// Field order matters to the Redis script: every scalar field comes first, then `input`, then
 /// `result`, and `result` is `null` until the job is terminal. The script relies on that layout to
 /// rewrite the scalars without decoding (and so without altering) the caller's JSON payloads.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Its schema in the API document is derived from this struct (`ToSchema`): `Option` fields are
+/// always sent (as `null` when empty), so they are marked required.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[schema(
+    description = "A job as `GET /api/v4/job/{job_id}` serves it, and every stream frame carries it."
+)]
 pub struct Job {
     pub job_id: JobId,
+    /// What the job is: `deep-research` is run by this server's workers, any other kind by
+    /// whoever reports its progress.
     pub kind: String,
     pub status: JobStatus,
     /// 0–100, never lower than before.
+    #[schema(maximum = 100)]
     pub progress: u8,
+    /// What the job is doing now, in words.
     pub current_step: String,
     pub created_at: Timestamp,
+    /// When the job last changed.
     pub updated_at: Timestamp,
+    /// When the job completed or failed; `null` while it runs.
+    #[schema(required = true)]
     pub completed_at: Option<Timestamp>,
     /// When the key's TTL runs out: how long a client can come back for this job.
     pub expires_at: Timestamp,
+    /// Why the job failed; `null` unless it did.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// Bumped by one on every change; the resume token of ETag, SSE `id:` and WebSocket frames.
     pub seq: u64,
@@ -127,8 +161,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub superseded: Vec<Superseded>,
     /// The job's input, kept verbatim.
+    #[schema(value_type = serde_json::Value)]
     pub input: Box<RawValue>,
     /// The job's result, kept verbatim; `null` until the job is completed.
+    #[schema(value_type = Option<serde_json::Value>, required = true)]
     pub result: Option<Box<RawValue>>,
 }
 

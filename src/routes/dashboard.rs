@@ -1,5 +1,7 @@
 //! What the dashboard needs: a sign-in for browsers, the job listing and every job's changes.
 
+use super::responses::{AdminFailures, ListFailures, StoreFailures};
+use super::shapes::JobSummary;
 use crate::auth::{self, Admin, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -9,32 +11,49 @@ use crate::job::{JobEvent, JobStatus};
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use futures::stream;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::convert::Infallible;
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How long a browser session lasts, in seconds.
 pub const SESSION_TTL_SECS: u64 = 12 * 3600;
 /// The page size when the client names none.
 pub const DEFAULT_PAGE: usize = 20;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/session", post(sign_in).delete(sign_out))
-        .route("/api/v4/jobs", get(list_jobs))
-        .route("/api/v4/jobs/events", get(all_job_events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(list_jobs))
+        .routes(routes!(all_job_events))
 }
 
 /// `POST /api/v4/session` with the bearer token: sets the session cookie EventSource will send.
 /// Without `ADMIN_TOKEN` there is nothing to sign in to (loopback clients are admitted as such).
+#[utoipa::path(
+    post,
+    path = "/api/v4/session",
+    tag = "dashboard",
+    summary = "Sign in: exchange the bearer token for a session cookie",
+    description = "Sets the `jobcast_session` cookie (`Path=/api/v4`, `HttpOnly`, \
+        `SameSite=Strict`, for `SESSION_TTL_SECS` = 12 h) that browsers' EventSource sends. \
+        Without `ADMIN_TOKEN` no cookie is set: loopback clients are admitted as they are.",
+    responses(
+        (status = 204, description = "Signed in.", headers(("set-cookie" = String, description = "The session cookie (absent while `ADMIN_TOKEN` is unset)."))),
+        AdminFailures,
+    ),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn sign_in(_: Admin, State(state): State<AppState>) -> Response {
     let Some(token) = &state.config.admin_token else {
         return StatusCode::NO_CONTENT.into_response();
@@ -48,6 +67,16 @@ async fn sign_in(_: Admin, State(state): State<AppState>) -> Response {
 
 /// `DELETE /api/v4/session`: ends the session on every instance (its id is revoked until the
 /// cookie would have expired) and forgets the cookie.
+#[utoipa::path(
+    delete,
+    path = "/api/v4/session",
+    tag = "dashboard",
+    summary = "Sign out: revoke the session on every instance and clear the cookie",
+    responses(
+        (status = 204, description = "Signed out (also when there was no session).", headers(("set-cookie" = String, description = "Clears the cookie."))),
+        StoreFailures,
+    ),
+)]
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = &state.config.admin_token
         && let Some(session) = auth::presented_session(&headers, token)
@@ -61,26 +90,50 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only jobs in this state: `pending`, `processing`, `completed` or `failed`.
     status: Option<String>,
+    /// Jobs per page: 1 to `MAX_PAGE`, default `DEFAULT_PAGE` (20).
+    #[param(minimum = 1)]
     limit: Option<usize>,
+    /// The previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+/// One page of a listing.
+#[derive(Serialize, ToSchema)]
+struct JobPage {
+    /// Newest first.
+    #[schema(value_type = Vec<JobSummary>)]
+    jobs: Vec<Value>,
+    /// Where the next page starts; `null` on the last page.
+    #[schema(required = true)]
+    next_cursor: Option<String>,
+}
+
 /// `GET /api/v4/jobs?status=&limit=&cursor=`: jobs newest first, without their results.
+#[utoipa::path(
+    get,
+    path = "/api/v4/jobs",
+    tag = "dashboard",
+    summary = "List jobs, newest first, without their results",
+    params(ListParams),
+    responses((status = 200, description = "One page.", body = JobPage), ListFailures),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn list_jobs(
     _: Admin,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<JobPage>, ApiError> {
     let query = list_query(params)?;
     let page = state.store.list(&query).await?;
-    let jobs: Vec<Value> = page.jobs.iter().filter_map(summary).collect();
-    Ok(Json(json!({
-        "jobs": jobs,
-        "next_cursor": page.next.map(|cursor| cursor.to_string()),
-    })))
+    Ok(Json(JobPage {
+        jobs: page.jobs.iter().filter_map(summary).collect(),
+        next_cursor: page.next.map(|cursor| cursor.to_string()),
+    }))
 }
 
 fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
@@ -130,6 +183,22 @@ fn summary(job: &crate::job::Job) -> Option<Value> {
 
 /// `GET /api/v4/jobs/events`: every job's changes as SSE (`created`, `progress`, `completed`,
 /// `failed`), each with the full job JSON. Lists are fetched separately; this only adds changes.
+#[utoipa::path(
+    get,
+    path = "/api/v4/jobs/events",
+    tag = "dashboard",
+    summary = "Every job's changes, as Server-Sent Events",
+    description = "An endless `text/event-stream`: one event per change of any job, \
+        `event: created` (the job's first state), `progress`, `completed` or `failed`, its \
+        `data:` the job's full JSON (the `Job` schema). No `id:` and no resume: fetch the \
+        listing (`GET /api/v4/jobs`) first, then apply these changes (a job's `seq` orders \
+        them). A comment line (`:`) is sent every `SSE_KEEPALIVE_SECS` while quiet.",
+    responses(
+        (status = 200, description = "The stream.", content_type = "text/event-stream", body = String),
+        AdminFailures,
+    ),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn all_job_events(_: Admin, State(state): State<AppState>) -> Response {
     let (subscription, _) =
         follow::subscribe(&state.hub, &state.store, Scope::All, Some(RELAY_WAIT)).await;

@@ -1,6 +1,8 @@
 //! The job API: create jobs, read them (with ETag), and report their progress.
 
 use super::quota::{Client, CreateQuota};
+use super::responses::{CreateFailures, ReadFailures, ReportFailures, ResearchFailures};
+use super::shapes::ResearchRequest;
 use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
@@ -12,15 +14,16 @@ use crate::rate_limit::Limit;
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// How long a long-poll waits when the client names no `timeout`, in seconds.
 pub const LONG_POLL_DEFAULT_SECS: f64 = 30.0;
@@ -33,17 +36,41 @@ pub const MAX_STEP_CHARS: usize = 500;
 /// The longest `error` of a failed job, in characters.
 pub const MAX_ERROR_CHARS: usize = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/deep-research", post(create_deep_research))
-        .route("/api/v4/jobs", post(create_job))
-        .route("/api/v4/job/{job_id}", get(get_job))
-        .route("/api/v4/job/{job_id}/progress", post(report_progress))
-        .route("/api/v4/job/{job_id}/complete", post(complete_job))
-        .route("/api/v4/job/{job_id}/fail", post(fail_job))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_deep_research))
+        .routes(routes!(create_job))
+        .routes(routes!(get_job))
+        .routes(routes!(report_progress))
+        .routes(routes!(complete_job))
+        .routes(routes!(fail_job))
+}
+
+/// The `{job_id}` of a job's paths, for the API document ([`JobIdPath`] reads it).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a description of the path; `JobIdPath` explains a bad one
+pub(super) struct JobPath {
+    /// The job's id, as its creation answered it.
+    #[param(example = "3f2c8a4e-9b1d-4c7a-8e6f-2a5b7c9d0e1f")]
+    job_id: JobId,
 }
 
 /// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
+#[utoipa::path(
+    post,
+    path = "/api/v4/deep-research",
+    tag = "jobs",
+    summary = "Start a deep-research job (run by this server's workers)",
+    description = "Stores a pending job and queues it; built-in workers run it and report its \
+        progress. Unauthenticated (limited per client by `CREATE_RATE_PER_MIN`).",
+    request_body = ResearchRequest,
+    responses(
+        (status = 200, description = "The new pending job.", body = Job,
+            headers(("etag" = String, description = "`\"<seq>\"`"))),
+        ResearchFailures,
+    ),
+)]
 async fn create_deep_research(
     _: CreateQuota,
     State(state): State<AppState>,
@@ -54,13 +81,35 @@ async fn create_deep_research(
     Ok(job_response(&job, StatusCode::OK))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct NewJob {
+    /// 1 to `MAX_KIND_CHARS` (64) letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "external")]
     kind: String,
+    /// Any JSON, stored verbatim (`{}` when absent); for `deep-research`, what
+    /// `POST /api/v4/deep-research` takes.
+    #[schema(value_type = Option<serde_json::Value>)]
     input: Option<Box<RawValue>>,
 }
 
 /// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
+#[utoipa::path(
+    post,
+    path = "/api/v4/jobs",
+    tag = "jobs",
+    summary = "Create a job of any kind",
+    description = "Only `deep-research` is queued for this server's workers; a job of another \
+        kind waits for its progress to be reported through the admin endpoints.",
+    request_body = NewJob,
+    responses(
+        (status = 201, description = "The new pending job.", body = Job, headers(
+            ("location" = String, description = "`/api/v4/job/{job_id}`"),
+            ("etag" = String, description = "`\"<seq>\"`"),
+        )),
+        CreateFailures,
+    ),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn create_job(
     _: Admin,
     _: CreateQuota,
@@ -90,16 +139,42 @@ async fn create_job(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct GetQuery {
     /// Long-poll: answer as soon as the job's seq moves past this one.
     wait_for_change: Option<u64>,
-    /// Longest wait of a long-poll, in seconds (default [`LONG_POLL_DEFAULT_SECS`]).
+    /// Longest wait of a long-poll, in seconds: 0 to `LONG_POLL_MAX_SECS` (120), default
+    /// `LONG_POLL_DEFAULT_SECS` (30).
+    #[param(minimum = 0, maximum = 120)]
     timeout: Option<f64>,
 }
 
 /// `GET /api/v4/job/{job_id}`: the job, or 304 when `If-None-Match` names its current seq.
 /// With `?wait_for_change=<seq>` it waits (up to `timeout` seconds) for a newer state first.
+#[utoipa::path(
+    get,
+    path = "/api/v4/job/{job_id}",
+    tag = "jobs",
+    summary = "Read a job (ETag, or long-poll for its next change)",
+    description = "Answers the job with `ETag: \"<seq>\"`; `If-None-Match` naming the current seq \
+        answers `304`. With `wait_for_change=<seq>` the answer waits (up to `timeout` seconds) \
+        until the job's seq moves past `<seq>` — then or at the timeout it answers the job as it \
+        is; a long-poll counts against `STREAM_RATE_PER_MIN`. Public: knowing the id is the \
+        capability to read the job.",
+    params(
+        JobPath,
+        GetQuery,
+        ("if-none-match" = Option<String>, Header, description = "An ETag this client holds (`\"<seq>\"`, weak or strong, or `*`)."),
+    ),
+    responses(
+        (status = 200, description = "The job.", body = Job,
+            headers(("etag" = String, description = "`\"<seq>\"`"))),
+        (status = 304, description = "The job is still at the seq `If-None-Match` names.",
+            headers(("etag" = String, description = "`\"<seq>\"`"))),
+        ReadFailures,
+    ),
+)]
 async fn get_job(
     State(state): State<AppState>,
     Client(client): Client,
@@ -168,9 +243,13 @@ async fn long_poll(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub(super) struct ProgressReport {
+    /// 0 to 100, never lower than the job's current progress.
+    #[schema(minimum = 0, maximum = 100, example = 40)]
     progress: i64,
+    /// At most `MAX_STEP_CHARS` (500) characters; blank keeps the current step.
+    #[schema(example = "Reading sources")]
     current_step: Option<String>,
 }
 
@@ -191,6 +270,17 @@ impl ProgressReport {
 }
 
 /// `POST /api/v4/job/{job_id}/progress`.
+#[utoipa::path(
+    post,
+    path = "/api/v4/job/{job_id}/progress",
+    tag = "jobs",
+    summary = "Report a job's progress",
+    description = "A pending job becomes `processing`. Progress never goes backwards (`409`).",
+    params(JobPath),
+    request_body = ProgressReport,
+    responses((status = 200, description = "The job after the change.", body = Job), ReportFailures),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn report_progress(
     _: Admin,
     State(state): State<AppState>,
@@ -201,13 +291,26 @@ async fn report_progress(
     answer_applied(&state, event)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Completion {
+    /// Any JSON, stored and served verbatim.
+    #[schema(value_type = serde_json::Value)]
     result: Box<RawValue>,
+    /// At most `MAX_STEP_CHARS` (500) characters; default `Complete`.
     current_step: Option<String>,
 }
 
 /// `POST /api/v4/job/{job_id}/complete`.
+#[utoipa::path(
+    post,
+    path = "/api/v4/job/{job_id}/complete",
+    tag = "jobs",
+    summary = "Complete a job with its result",
+    params(JobPath),
+    request_body = Completion,
+    responses((status = 200, description = "The completed job.", body = Job), ReportFailures),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn complete_job(
     _: Admin,
     State(state): State<AppState>,
@@ -224,12 +327,24 @@ async fn complete_job(
     answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct Failure {
+    /// Why: 1 to `MAX_ERROR_CHARS` (10000) characters, trimmed.
+    #[schema(example = "the source went away")]
     error: String,
 }
 
 /// `POST /api/v4/job/{job_id}/fail`.
+#[utoipa::path(
+    post,
+    path = "/api/v4/job/{job_id}/fail",
+    tag = "jobs",
+    summary = "Fail a job",
+    params(JobPath),
+    request_body = Failure,
+    responses((status = 200, description = "The failed job.", body = Job), ReportFailures),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
 async fn fail_job(
     _: Admin,
     State(state): State<AppState>,

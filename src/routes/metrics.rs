@@ -1,6 +1,7 @@
 //! `GET /metrics` for the admin (a scraper sends the bearer token), the same unauthenticated on
 //! `METRICS_ADDR`, and the sampling of the figures that are read rather than counted.
 
+use super::responses::AdminFailures;
 use crate::auth::Admin;
 use crate::metrics::CONTENT_TYPE;
 use crate::state::AppState;
@@ -11,12 +12,27 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/metrics", get(metrics_for_admin))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(metrics_for_admin))
 }
 
 /// `GET /metrics`: admitted like the admin endpoints.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Metrics in the Prometheus text format",
+    description = "Also served unauthenticated on `METRICS_ADDR`, when set (a listener of its own, \
+        not this API).",
+    responses(
+        (status = 200, description = "The exposition.", content_type = "text/plain; version=0.0.4", body = String),
+        AdminFailures,
+    ),
+    security(("admin_token" = [])),
+)]
 async fn metrics_for_admin(_: Admin, State(state): State<AppState>) -> Response {
     exposition(&state)
 }
@@ -54,6 +70,8 @@ pub async fn sample(state: &AppState) {
 /// Serves `GET /metrics`, unauthenticated, on `listener` until shutdown.
 pub fn spawn_private(listener: TcpListener, state: AppState) {
     let shutdown = state.shutdown.clone();
+    // Not the application's router, nor in its document: a listener of its own for scrapers.
+    #[allow(clippy::disallowed_methods)]
     let router = Router::new()
         .route("/metrics", get(metrics_for_anyone))
         .with_state(state);

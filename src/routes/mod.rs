@@ -4,11 +4,15 @@ mod admin;
 mod batch;
 mod counted;
 mod dashboard;
+mod docs;
+pub mod document;
 mod health;
 mod jobs;
 pub mod metrics;
 mod page;
 mod quota;
+mod responses;
+mod shapes;
 pub mod sse;
 pub mod ws;
 
@@ -20,10 +24,13 @@ use axum::response::{IntoResponse, Response};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
-/// The whole application's routes over `state`.
-pub fn router(state: AppState) -> Router {
-    let routes = Router::new()
+/// Every route with its documentation. Routes are registered only here and only with
+/// `OpenApiRouter::routes(routes!(handler))`, so a route cannot be served without being in
+/// `GET /openapi.json` (clippy's `disallowed-methods` refuses the other ways, see clippy.toml).
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(document::frame())
         .merge(jobs::routes())
         .merge(batch::routes())
         .merge(admin::routes())
@@ -32,7 +39,14 @@ pub fn router(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(page::routes())
         .merge(sse::routes())
-        .merge(ws::routes());
+        .merge(ws::routes())
+        .merge(document::routes())
+        .merge(docs::routes())
+}
+
+/// The whole application's routes over `state`.
+pub fn router(state: AppState) -> Router {
+    let (routes, _document) = api().split_for_parts();
     with_layers(routes, state)
 }
 

@@ -1,6 +1,8 @@
 //! `GET /api/v4/job/{job_id}/events`: a job's changes as Server-Sent Events.
 
+use super::jobs::JobPath;
 use super::quota::StreamQuota;
+use super::responses::StreamFailures;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::follow::{self, Follower, Started};
@@ -8,12 +10,10 @@ use crate::job::JobId;
 use crate::job::wire::{EVENT_STREAM_HEADERS, KEEP_ALIVE_COMMENT, retry_hint};
 use crate::metrics::{OpenStream, StreamPath, Transport};
 use crate::state::AppState;
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use futures::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
@@ -21,16 +21,37 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v4/job/{job_id}/events", get(job_events))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(job_events))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ResumeQuery {
-    /// For clients that cannot set the `Last-Event-ID` header.
+    /// The last `id:` received, for clients that cannot set the `Last-Event-ID` header (which
+    /// wins when both are sent).
     last_event_id: Option<String>,
 }
+
+/// What the stream sends, for the API document.
+const STREAM_DESCRIPTION: &str = "A `text/event-stream` of one job. It opens with `retry: <ms>` \
+(1000 ms plus up to 2000 ms of random jitter per stream, so a restart's reconnects spread out), \
+then sends events of the form\n\n\
+```\nid: <seq>\nevent: <snapshot|progress|completed|failed>\ndata: <the job's JSON>\n\n```\n\n\
+`data` is always the job's full state (the `Job` schema), `id` its `seq`. `snapshot` is the \
+state at the start; `progress` a change of a running job; `completed` or `failed` the final \
+state, after which the server ends the stream. A client that misses changes gets the newest \
+state: every event repairs any gap. While the job is quiet, a comment line (`:`) is sent every \
+`SSE_KEEPALIVE_SECS` (default 15).\n\n\
+**Resume**: send the last `id` as `Last-Event-ID` (EventSource does this by itself) or \
+`?last_event_id=`. Resuming from the current seq sends no snapshot, only later changes; any \
+other value (older, unknown, not a number) gets a fresh snapshot. Resuming from a finished \
+job's final seq answers `204`, which tells EventSource to stop reconnecting.\n\n\
+Public like `GET /api/v4/job/{job_id}`; counted against `STREAM_RATE_PER_MIN`.";
 
 /// Snapshot first (unless the client resumes from the current seq), then one event per change,
 /// then the end of the stream after the terminal state. `204` when the client already has it.
@@ -38,6 +59,24 @@ struct ResumeQuery {
 /// Most streams never reach this handler: `crate::serve` answers a connection whose first
 /// request is for a job's events straight from the socket. This serves the rest (a keep-alive
 /// connection reused for a stream, or a request the sniffer does not take).
+#[utoipa::path(
+    get,
+    path = "/api/v4/job/{job_id}/events",
+    tag = "streams",
+    summary = "Follow a job as Server-Sent Events",
+    description = STREAM_DESCRIPTION,
+    params(
+        JobPath,
+        ResumeQuery,
+        ("last-event-id" = Option<String>, Header, description = "The last event's `id` (its `seq`): resume after it."),
+    ),
+    responses(
+        (status = 200, description = "The stream, until the job's final event.", content_type = "text/event-stream", body = String,
+            headers(("cache-control" = String, description = "`no-cache`"), ("x-accel-buffering" = String, description = "`no`: proxies must not buffer it."))),
+        (status = 204, description = "The client already has the job's final state: nothing more will come."),
+        StreamFailures,
+    ),
+)]
 async fn job_events(
     _: StreamQuota,
     State(state): State<AppState>,

@@ -1,6 +1,9 @@
 //! `GET /api/v4/job/{job_id}/ws`: a job's changes as WebSocket text frames.
 
+use super::jobs::JobPath;
 use super::quota::StreamQuota;
+use super::responses::SocketFailures;
+use super::shapes::StreamMessage;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, JobIdPath};
 use crate::follow::{self, Follower, Started};
@@ -8,17 +11,18 @@ use crate::job::Frame;
 use crate::job::wire::NO_PONG;
 use crate::metrics::{Metrics, StreamPath, Transport};
 use crate::state::AppState;
-use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::request::Parts;
 use axum::response::Response;
-use axum::routing::get;
 use serde::Deserialize;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The largest frame a client may send, shared with the direct path.
 pub use crate::job::wire::WS_MAX_MESSAGE_BYTES;
@@ -28,14 +32,34 @@ pub use crate::job::wire::WS_MAX_MESSAGE_BYTES;
 /// everything else on a delivery and stayed resident per socket.
 pub const WS_READ_BUFFER_BYTES: usize = 1024;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v4/job/{job_id}/ws", get(job_socket))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(job_socket))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ResumeQuery {
+    /// The `seq` of the last message received: resume after it.
     last_seq: Option<String>,
 }
+
+/// What the socket sends, for the API document.
+const SOCKET_DESCRIPTION: &str = "A WebSocket (RFC 6455) of one job. The server sends one text \
+message per state, the `StreamMessage` schema: `{\"event\": \"snapshot\"|\"progress\"|\
+\"completed\"|\"failed\", \"seq\": <seq>, \"job\": <the job's JSON>}`; `snapshot` first (the \
+state at the start), then one per change; every message carries the job's full state.\n\n\
+**Resume**: `?last_seq=<seq>` from the current seq sends no snapshot; any other value gets a \
+fresh one.\n\n\
+The client sends nothing but pongs and a close: the server pings every `WS_PING_SECS` \
+(default 20) and closes a socket that has not answered by the next ping.\n\n\
+**Close codes**: `1000` `job finished` after the final message, or `job already finished` at \
+once when `last_seq` is the finished job's final seq; `1001` `server shutting down`, or `no \
+pong`; `1008` for a text message (`this stream accepts no messages`); `1003` for a binary \
+message; `1009` for a frame over `WS_MAX_MESSAGE_BYTES` (4096); `1002` for a protocol error \
+(an unmasked frame, reserved bits, an unknown opcode).\n\n\
+The job must exist before the upgrade (`404` otherwise). Public like \
+`GET /api/v4/job/{job_id}`; counted against `STREAM_RATE_PER_MIN`. A request that is not a \
+WebSocket upgrade is refused with `400`, `405` or `426` and a plain-text reason.";
 
 /// An upgrade whose `Origin` is absent, the server's own or allowed by `CORS_ALLOWED_ORIGINS`
 /// (`403` otherwise, before it counts against the client's stream quota, as on the direct path).
@@ -60,6 +84,18 @@ impl FromRequestParts<AppState> for AllowedOrigin {
 }
 
 /// Checks the job exists (`404` before any upgrade), then streams it.
+#[utoipa::path(
+    get,
+    path = "/api/v4/job/{job_id}/ws",
+    tag = "streams",
+    summary = "Follow a job over a WebSocket",
+    description = SOCKET_DESCRIPTION,
+    params(JobPath, ResumeQuery),
+    responses(
+        (status = 101, description = "Switching protocols; then one text message per state (as this schema).", content_type = "application/json", body = StreamMessage),
+        SocketFailures,
+    ),
+)]
 async fn job_socket(
     _: AllowedOrigin,
     _: StreamQuota,

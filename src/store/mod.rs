@@ -58,7 +58,7 @@ pub struct CleanupReport {
 }
 
 /// Which backend serves jobs right now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Redis,

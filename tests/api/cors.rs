@@ -233,6 +233,7 @@ fetch(`${api}/api/v4/job/${job}`)
 async fn serve_dashboard() -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    #[allow(clippy::disallowed_methods)] // the test's own route, not one the application serves
     let page = axum::Router::new().route(
         "/",
         axum::routing::get(|| async { axum::response::Html(DASHBOARD) }),

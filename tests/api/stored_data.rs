@@ -140,6 +140,7 @@ async fn buggy_handler() -> &'static str {
 async fn a_handler_that_panics_answers_500_with_a_detail_and_the_connection_stays_open() {
     let redis = TestRedis::start().await;
     let app = spawn_app(&redis).await;
+    #[allow(clippy::disallowed_methods)] // the test's own route, not one the application serves
     let panicking = axum::Router::new().route("/boom", axum::routing::get(buggy_handler));
     let router = jobcast::routes::with_layers(panicking, app.state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,0 +1,88 @@
+//! `GET /openapi.json`: the API document, generated from the routes' own annotations (every
+//! route is registered through `utoipa_axum`'s `OpenApiRouter`, so none is served undocumented).
+
+use crate::auth::SESSION_COOKIE;
+use crate::error::Detail;
+use crate::state::AppState;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use std::sync::OnceLock;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Tag};
+use utoipa::{PartialSchema, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The security scheme of `Authorization: Bearer <ADMIN_TOKEN>`.
+pub const BEARER: &str = "admin_token";
+/// The security scheme of the session cookie `POST /api/v4/session` sets.
+pub const SESSION: &str = "session_cookie";
+
+const DESCRIPTION: &str = "Real-time job progress: create jobs, report their progress, and \
+follow them by polling (with ETag or long-poll), Server-Sent Events or WebSocket.\n\n\
+Every error is answered as `{\"detail\": \"...\"}`; an unknown path is `404` and a known path \
+with another method is `405`, both with that body.\n\n\
+Admin operations (creating jobs of any kind, reporting progress, listings, cleanup, metrics) \
+take `Authorization: Bearer <ADMIN_TOKEN>` or the session cookie; while `ADMIN_TOKEN` is unset \
+they answer loopback clients only (`403` otherwise).";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(openapi_json))
+}
+
+/// The document's frame: what no route annotation says (info, security schemes, shared schemas).
+pub fn frame() -> OpenApi {
+    let bearer = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some("`Authorization: Bearer <ADMIN_TOKEN>`."))
+        .build();
+    let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
+        SESSION_COOKIE,
+        "Set by `POST /api/v4/session`, for browsers (EventSource cannot send headers).",
+    ));
+    let components = ComponentsBuilder::new()
+        .schema(Detail::name(), Detail::schema())
+        .security_scheme(BEARER, SecurityScheme::Http(bearer))
+        .security_scheme(SESSION, SecurityScheme::ApiKey(cookie))
+        .build();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("jobcast")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(DESCRIPTION)),
+        )
+        .components(Some(components))
+        .tags(Some(
+            [
+                "jobs",
+                "streams",
+                "dashboard",
+                "operations",
+                "page",
+                "documentation",
+            ]
+            .map(Tag::new),
+        ))
+        .build()
+}
+
+/// The document of every route [`super::router`] serves.
+pub fn document() -> &'static OpenApi {
+    static DOCUMENT: OnceLock<OpenApi> = OnceLock::new();
+    DOCUMENT.get_or_init(|| super::api().into_openapi())
+}
+
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "documentation",
+    summary = "This API document (OpenAPI 3.1)",
+    description = "Public, like the page: it tells no more than the code does.",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", content_type = "application/json", body = Object)),
+)]
+async fn openapi_json() -> Response {
+    static JSON: OnceLock<String> = OnceLock::new();
+    let json = JSON.get_or_init(|| document().to_json().expect("the document serialises"));
+    ([(header::CONTENT_TYPE, "application/json")], json.as_str()).into_response()
+}
