@@ -16,6 +16,7 @@ mod leases;
 mod long_poll;
 mod memory_bound;
 mod metrics;
+mod openapi;
 mod outages;
 mod poll_cache;
 mod processes;
