@@ -279,7 +279,7 @@ async fn a_served_job_has_exactly_the_fields_its_schema_documents() {
     let sent: Vec<_> = pending.as_object().unwrap().keys().cloned().collect();
     assert_eq!(
         sent, documented,
-        "every documented field, in the documented order"
+        "every documented field is sent (both lists sorted by name)"
     );
     assert_documented(&document, "get", "/api/v4/job/{job_id}", 200, &pending);
 
