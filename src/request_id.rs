@@ -44,8 +44,8 @@ impl RequestId {
     }
 
     /// The span every log line of this request is written in.
-    pub fn span(&self, method: &str, path: &str) -> Span {
-        request_span(self.as_str(), method, path)
+    pub fn span(&self) -> Span {
+        request_span(self.as_str())
     }
 }
 
@@ -91,11 +91,13 @@ impl MakeRequestId for NewRequestId {
 pub fn span_for<B>(request: &Request<B>) -> Span {
     let id = request.headers().get(REQUEST_ID_HEADER);
     let id = id.and_then(|id| id.to_str().ok()).unwrap_or_default();
-    request_span(id, request.method().as_str(), request.uri().path())
+    request_span(id)
 }
 
-fn request_span(request_id: &str, method: &str, path: &str) -> Span {
-    tracing::info_span!("request", request_id, method, path)
+/// Only the id: a span's fields are formatted when it opens, on every request at `info`
+/// (tower-http's own lines, at `debug`, name the method, path, status and latency).
+fn request_span(request_id: &str) -> Span {
+    tracing::info_span!("request", request_id)
 }
 
 #[cfg(test)]

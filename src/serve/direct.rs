@@ -49,9 +49,7 @@ pub async fn serve_events(
         .cors_allowed_origins
         .response_headers(request.origin.as_deref());
     request.request_id.add_to(&mut headers);
-    let span = request
-        .request_id
-        .span("GET", &format!("/api/v4/job/{}/events", request.job_id));
+    let span = request.request_id.span();
     let started = async {
         admit_stream(&state, peer, &request.forwarding)?;
         let started = follow::start(

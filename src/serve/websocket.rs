@@ -50,9 +50,7 @@ pub async fn serve_websocket(
 ) {
     let mut headers = HeaderMap::new();
     request.request_id.add_to(&mut headers);
-    let span = request
-        .request_id
-        .span("GET", &format!("/api/v4/job/{}/ws", request.job_id));
+    let span = request.request_id.span();
     let started = async {
         let origins = &state.config.cors_allowed_origins;
         if !origins.allows_websocket(request.origin.as_deref(), request.host.as_deref()) {
