@@ -91,13 +91,19 @@ impl MakeRequestId for NewRequestId {
 pub fn span_for<B>(request: &Request<B>) -> Span {
     let id = request.headers().get(REQUEST_ID_HEADER);
     let id = id.and_then(|id| id.to_str().ok()).unwrap_or_default();
-    request_span(id)
+    let span = request_span(id);
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        span.record("method", request.method().as_str());
+        span.record("path", request.uri().path());
+    }
+    span
 }
 
-/// Only the id: a span's fields are formatted when it opens, on every request at `info`
-/// (tower-http's own lines, at `debug`, name the method, path, status and latency).
+/// The id, and the method and path only when debugging: a span's fields are formatted as they
+/// are recorded, which at the default `info` happens on every request.
 fn request_span(request_id: &str) -> Span {
-    tracing::info_span!("request", request_id)
+    use tracing::field::Empty;
+    tracing::info_span!("request", request_id, method = Empty, path = Empty)
 }
 
 #[cfg(test)]

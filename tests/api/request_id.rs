@@ -187,9 +187,12 @@ async fn the_log_lines_of_a_request_name_its_id() {
         let handler = lines.iter().any(|line| {
             line["fields"]["message"] == "job created" && line["fields"]["job_id"] == id.as_str()
         });
-        let finished = lines
-            .iter()
-            .any(|line| line["fields"]["message"] == "finished processing request");
+        // At debug, the span names the method and path too.
+        let finished = lines.iter().any(|line| {
+            line["fields"]["message"] == "finished processing request"
+                && line["span"]["method"] == "POST"
+                && line["span"]["path"] == "/api/v4/jobs"
+        });
         (handler && finished).then_some(())
     })
     .await;
