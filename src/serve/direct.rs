@@ -79,7 +79,7 @@ pub async fn serve_events(
         .streams()
         .open(Transport::Sse, StreamPath::Direct);
     let socket = Arc::new(stream);
-    let ended = stream_changes(&socket, &mut follower, &state, &headers).await;
+    let ended = stream_changes(&socket, &mut follower, &state, headers).await;
     if ended.as_ref().is_err_and(is_stalled) {
         state.metrics.fanout().slow_dropped.increment(1);
     }
@@ -107,14 +107,18 @@ pub fn admit_stream(
 }
 
 /// Writes the stream until its end (`Ok`) or until the client is gone or fails (`Err`).
+///
+/// What only the opening needs (`headers`, the opening's bytes) is dropped once it is written:
+/// an idle stream keeps nothing it will not use again.
 async fn stream_changes(
     socket: &Arc<TcpStream>,
     follower: &mut Follower,
     state: &AppState,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> io::Result<()> {
     let sink = Sink::new(socket.clone(), Encoding::Sse, follower.last_seq());
-    let mut opening = response_head(StatusCode::OK, headers, Body::Chunked);
+    let mut opening = response_head(StatusCode::OK, &headers, Body::Chunked);
+    drop(headers);
     opening.extend_from_slice(&http_chunk(&retry_hint()));
     let mut finished = false;
     if let Some(snapshot) = follower.take_snapshot() {
@@ -122,6 +126,7 @@ async fn stream_changes(
         finished = snapshot.is_final();
     }
     sink.write(&opening).await?;
+    drop(opening);
     if finished {
         return Ok(());
     }

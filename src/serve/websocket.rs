@@ -72,6 +72,7 @@ pub async fn serve_websocket(
             return direct::write_response(stream, response).await;
         }
     };
+    drop(headers); // a long-lived socket keeps only what it uses again
     let accept = tungstenite::handshake::derive_accept_key(request.key.as_bytes());
     let request_id = request.request_id.as_str();
     let handshake = format!(
@@ -80,6 +81,7 @@ pub async fn serve_websocket(
     if write_all(&stream, handshake.as_bytes()).await.is_err() {
         return;
     }
+    drop(handshake);
     let socket = Arc::new(stream);
     let mut follower = match started {
         Started::Streaming(follower) => follower,
