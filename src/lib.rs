@@ -9,6 +9,7 @@
 //!   its frames per encoding, and the SSE and WebSocket bytes ([`job::event`], [`job::wire`]).
 //! - [`research`]: the built-in deep-research job: its input, steps and report.
 //! - [`client_addr`]: who the client is behind trusted proxies; [`rate_limit`]: per-client limits.
+//! - [`request_id`]: the `x-request-id` of every response and the span of its log lines.
 //! - [`cors`]: which browser origins may read the answers (`CORS_ALLOWED_ORIGINS`).
 //! - [`config`]: every setting and its value enums; [`telemetry`]: structured logs.
 //! - [`metrics`]: the figures operators watch (`GET /metrics`), one registry per application.
@@ -49,6 +50,7 @@ pub mod job;
 pub mod metrics;
 pub mod pubsub;
 pub mod rate_limit;
+pub mod request_id;
 pub mod research;
 pub mod routes;
 pub mod serve;

@@ -82,6 +82,12 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The jobcast servers' `RUST_LOG`: `BENCH_SERVER_RUST_LOG`, by default warnings only (and the
+/// line that says where it listens); `info` measures what the default filter costs.
+fn server_log_filter() -> String {
+    std::env::var("BENCH_SERVER_RUST_LOG").unwrap_or_else(|_| "warn,jobcast::startup=info".into())
+}
+
 /// A server process (jobcast, or this binary serving bare axum), killed when dropped.
 pub struct Server {
     pub addr: SocketAddr,
@@ -96,7 +102,7 @@ impl Server {
             .env("HOST", "127.0.0.1")
             .env("PORT", "0")
             .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn,jobcast::startup=info")
+            .env("RUST_LOG", server_log_filter())
             .env("ADMIN_TOKEN", crate::ADMIN_TOKEN)
             // Every load client comes from one address; the per-client limits would refuse them.
             .env("CREATE_RATE_PER_MIN", "0")

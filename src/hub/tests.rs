@@ -1,20 +1,20 @@
 //! The hub's own tests: delivery, lag, the relay's interest, and closing.
 
 use super::*;
-use crate::job::{JobStatus, Timestamp};
+use crate::job::{EventFields, Frames, JobStatus, Timestamp};
 use bytes::Bytes;
 use std::time::Duration;
 
 fn event(job_id: JobId, seq: u64) -> JobEvent {
-    JobEvent {
+    JobEvent::from(EventFields {
         job_id,
         seq,
         status: JobStatus::Processing,
         updated_at: Timestamp::now(),
         expires_at: Timestamp::now(),
         json: Bytes::from_static(b"{}"),
-        frames: Arc::default(),
-    }
+        frames: Frames::default(),
+    })
 }
 
 #[tokio::test]

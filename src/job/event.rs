@@ -8,9 +8,15 @@ use std::sync::{Arc, OnceLock};
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
-/// One change of one job, serialised once and shared by every subscriber.
+/// One change of one job, serialised once and shared by every subscriber: one pointer, so that
+/// a job's broadcast buffer (`hub::SUBSCRIBER_BUFFER` slots, allocated with its first watcher)
+/// costs a few hundred bytes, and handing the event to a subscriber is one reference count.
 #[derive(Clone, Debug)]
-pub struct JobEvent {
+pub struct JobEvent(Arc<EventFields>);
+
+/// What a [`JobEvent`] holds.
+#[derive(Debug)]
+pub struct EventFields {
     pub job_id: JobId,
     pub seq: u64,
     pub status: JobStatus,
@@ -22,7 +28,21 @@ pub struct JobEvent {
     pub json: Bytes,
     /// This change framed for each stream, made by the first subscriber that needs it and
     /// shared by all the others.
-    pub frames: Arc<Frames>,
+    pub frames: Frames,
+}
+
+impl std::ops::Deref for JobEvent {
+    type Target = EventFields;
+
+    fn deref(&self) -> &EventFields {
+        &self.0
+    }
+}
+
+impl From<EventFields> for JobEvent {
+    fn from(fields: EventFields) -> Self {
+        Self(Arc::new(fields))
+    }
 }
 
 /// A change's SSE event and WebSocket message, built at most once each.
@@ -51,29 +71,29 @@ impl JobEvent {
     /// classified by are read; the rest stays as it is, not parsed into a [`Job`].
     pub fn from_json(json: Bytes) -> serde_json::Result<Self> {
         let head: EventHead = serde_json::from_slice(&json)?;
-        Ok(Self {
+        Ok(Self::from(EventFields {
             job_id: head.job_id,
             seq: head.seq,
             status: head.status,
             updated_at: head.updated_at,
             expires_at: head.expires_at,
             json,
-            frames: Arc::default(),
-        })
+            frames: Frames::default(),
+        }))
     }
 }
 
 impl From<&Job> for JobEvent {
     fn from(job: &Job) -> Self {
-        Self {
+        Self::from(EventFields {
             job_id: job.job_id,
             seq: job.seq,
             status: job.status,
             updated_at: job.updated_at,
             expires_at: job.expires_at,
             json: Bytes::from(job.to_json()),
-            frames: Arc::default(),
-        }
+            frames: Frames::default(),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ mod timestamp;
 pub mod wire;
 
 pub use change::{Change, Outcome, Rejection};
-pub use event::{Frame, FrameKind, Frames, JobEvent};
+pub use event::{EventFields, Frame, FrameKind, Frames, JobEvent};
 pub use merge::Superseded;
 pub use timestamp::Timestamp;
 

@@ -17,12 +17,15 @@ pub mod sse;
 pub mod ws;
 
 use crate::error::ApiError;
+use crate::request_id::{self, NewRequestId, REQUEST_ID_HEADER};
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware::map_request;
 use axum::response::{IntoResponse, Response};
 use std::any::Any;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -63,7 +66,14 @@ pub fn with_layers(routes: Router<AppState>, state: AppState) -> Router {
         Some(cors) => routes.layer(cors),
         None => routes,
     };
-    routes.layer(TraceLayer::new_for_http()).with_state(state)
+    // Outermost last: an unusable client id is dropped, every request gets an id, the trace
+    // span carries it, and every response (preflights and errors included) sends it back.
+    routes
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+        .layer(TraceLayer::new_for_http().make_span_with(request_id::span_for))
+        .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, NewRequestId))
+        .layer(map_request(request_id::drop_unusable))
+        .with_state(state)
 }
 
 /// A handler that panicked answers 500 with `{"detail"}` (and the panic is logged), rather than

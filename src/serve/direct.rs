@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tracing::Instrument;
 
 /// The largest error body this path sends (they are small JSON `{"detail"}` objects).
 pub const DIRECT_RESPONSE_BODY_LIMIT: usize = 16 * 1024;
@@ -43,39 +44,42 @@ pub async fn serve_events(
     request: EventsRequest,
     state: AppState,
 ) {
-    let cors = state
+    let mut headers = state
         .config
         .cors_allowed_origins
         .response_headers(request.origin.as_deref());
-    if let Err(error) = admit_stream(&state, peer, &request.forwarding) {
-        return write_response(stream, with_headers(error.into_response(), cors)).await;
-    }
-    let started = follow::start(
-        &state.hub,
-        &state.store,
-        request.job_id,
-        request.resume_from,
-    )
-    .await;
-    let mut follower = match started {
+    request.request_id.add_to(&mut headers);
+    let span = request.request_id.span();
+    let started = async {
+        admit_stream(&state, peer, &request.forwarding)?;
+        let started = follow::start(
+            &state.hub,
+            &state.store,
+            request.job_id,
+            request.resume_from,
+        );
+        Ok::<_, ApiError>(started.await?)
+    };
+    let mut follower = match started.instrument(span).await {
         Ok(Started::Streaming(follower)) => follower,
         Ok(Started::AlreadyFinal(_)) => {
-            let response = with_headers(StatusCode::NO_CONTENT.into_response(), cors);
+            let response = with_headers(StatusCode::NO_CONTENT.into_response(), headers);
             return write_response(stream, response).await;
         }
         Err(error) => {
-            let response = with_headers(ApiError::from(error).into_response(), cors);
-            return write_response(stream, response).await;
+            return write_response(stream, with_headers(error.into_response(), headers)).await;
         }
     };
+    // The stream's own lines name the request rather than keep a span open for its whole life.
+    let request_id = request.request_id.as_str();
     let opened_at = std::time::Instant::now();
-    tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
+    tracing::debug!(request_id, job_id = %request.job_id, resume_from = ?request.resume_from, "event stream opened");
     let _open = state
         .metrics
         .streams()
         .open(Transport::Sse, StreamPath::Direct);
     let socket = Arc::new(stream);
-    let ended = stream_changes(&socket, &mut follower, &state, &cors).await;
+    let ended = stream_changes(&socket, &mut follower, &state, headers).await;
     if ended.as_ref().is_err_and(is_stalled) {
         state.metrics.fanout().slow_dropped.increment(1);
     }
@@ -83,7 +87,7 @@ pub async fn serve_events(
         close_gracefully(&socket).await;
     }
     let seconds = opened_at.elapsed().as_secs_f64();
-    tracing::debug!(job_id = %request.job_id, seconds, "event stream closed");
+    tracing::debug!(request_id, job_id = %request.job_id, seconds, "event stream closed");
 }
 
 /// Whether a stream's socket failed because its client stopped taking data for
@@ -103,14 +107,18 @@ pub fn admit_stream(
 }
 
 /// Writes the stream until its end (`Ok`) or until the client is gone or fails (`Err`).
+///
+/// What only the opening needs (`headers`, the opening's bytes) is dropped once it is written:
+/// an idle stream keeps nothing it will not use again.
 async fn stream_changes(
     socket: &Arc<TcpStream>,
     follower: &mut Follower,
     state: &AppState,
-    cors: &HeaderMap,
+    headers: HeaderMap,
 ) -> io::Result<()> {
     let sink = Sink::new(socket.clone(), Encoding::Sse, follower.last_seq());
-    let mut opening = response_head(StatusCode::OK, cors, Body::Chunked);
+    let mut opening = response_head(StatusCode::OK, &headers, Body::Chunked);
+    drop(headers);
     opening.extend_from_slice(&http_chunk(&retry_hint()));
     let mut finished = false;
     if let Some(snapshot) = follower.take_snapshot() {
@@ -118,6 +126,7 @@ async fn stream_changes(
         finished = snapshot.is_final();
     }
     sink.write(&opening).await?;
+    drop(opening);
     if finished {
         return Ok(());
     }
@@ -228,7 +237,7 @@ pub fn response_head(status: StatusCode, headers: &HeaderMap, body: Body) -> Vec
     head
 }
 
-/// `response` with `headers` added (the CORS headers of a direct answer).
+/// `response` with `headers` added (the CORS headers and request id of a direct answer).
 pub fn with_headers(mut response: Response, headers: HeaderMap) -> Response {
     response.headers_mut().extend(headers);
     response

@@ -8,6 +8,7 @@
 use crate::client_addr::Forwarding;
 use crate::follow;
 use crate::job::JobId;
+use crate::request_id::RequestId;
 
 /// The most headers a request the sniffer takes may carry.
 pub const SNIFF_MAX_HEADERS: usize = 32;
@@ -29,6 +30,8 @@ pub struct EventsRequest {
     pub forwarding: Forwarding,
     /// `Origin`, for the CORS headers of the answer.
     pub origin: Option<String>,
+    /// The client's `x-request-id` when usable, else a new one.
+    pub request_id: RequestId,
 }
 
 /// A WebSocket upgrade for a job's changes.
@@ -44,6 +47,8 @@ pub struct WebSocketRequest {
     /// `Origin` and `Host`, for the cross-origin check.
     pub origin: Option<String>,
     pub host: Option<String>,
+    /// The client's `x-request-id` when usable, else a new one.
+    pub request_id: RequestId,
 }
 
 /// `Some` when `head` holds a whole request that can be served directly.
@@ -102,6 +107,7 @@ fn events_request(
         resume_from: follow::resume_point(last_event_id.as_deref()),
         forwarding,
         origin: present(header("origin"))?,
+        request_id: request_id(header),
     }))
 }
 
@@ -130,7 +136,14 @@ fn websocket_request(
         forwarding,
         origin: present(header("origin"))?,
         host: present(header("host"))?,
+        request_id: request_id(header),
     }))
+}
+
+/// The client's `x-request-id` when usable, else a new one.
+fn request_id(header: &Header<'_>) -> RequestId {
+    let sent = header("x-request-id").flatten();
+    RequestId::from_client(sent.as_deref().map(str::as_bytes))
 }
 
 /// An optional header's value (`Some(None)` when absent); `None` when it is not visible ASCII,

@@ -12,6 +12,7 @@ use crate::job::wire::{NO_PONG, WS_MAX_MESSAGE_BYTES, on_the_wire};
 use crate::metrics::{StreamPath, Transport};
 use crate::sink::{Drained, Encoding, Sink, write_all};
 use crate::state::AppState;
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use bytes::{Buf, BytesMut};
 use std::io::{self, Cursor};
@@ -21,6 +22,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::Frame as WireFrame;
 use tungstenite::protocol::frame::FrameHeader;
@@ -46,33 +48,40 @@ pub async fn serve_websocket(
     request: WebSocketRequest,
     state: AppState,
 ) {
-    let origins = &state.config.cors_allowed_origins;
-    if !origins.allows_websocket(request.origin.as_deref(), request.host.as_deref()) {
-        let refused = ApiError::OriginNotAllowed.into_response();
-        return direct::write_response(stream, refused).await;
-    }
-    if let Err(error) = direct::admit_stream(&state, peer, &request.forwarding) {
-        return direct::write_response(stream, error.into_response()).await;
-    }
-    let started = follow::start(
-        &state.hub,
-        &state.store,
-        request.job_id,
-        request.resume_from,
-    );
-    let started = match started.await {
+    let mut headers = HeaderMap::new();
+    request.request_id.add_to(&mut headers);
+    let span = request.request_id.span();
+    let started = async {
+        let origins = &state.config.cors_allowed_origins;
+        if !origins.allows_websocket(request.origin.as_deref(), request.host.as_deref()) {
+            return Err(ApiError::OriginNotAllowed);
+        }
+        direct::admit_stream(&state, peer, &request.forwarding)?;
+        let started = follow::start(
+            &state.hub,
+            &state.store,
+            request.job_id,
+            request.resume_from,
+        );
+        Ok(started.await?)
+    };
+    let started = match started.instrument(span).await {
         Ok(started) => started,
         Err(error) => {
-            return direct::write_response(stream, ApiError::from(error).into_response()).await;
+            let response = direct::with_headers(error.into_response(), headers);
+            return direct::write_response(stream, response).await;
         }
     };
+    drop(headers); // a long-lived socket keeps only what it uses again
     let accept = tungstenite::handshake::derive_accept_key(request.key.as_bytes());
+    let request_id = request.request_id.as_str();
     let handshake = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: {accept}\r\n\r\n"
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: {accept}\r\nx-request-id: {request_id}\r\n\r\n"
     );
     if write_all(&stream, handshake.as_bytes()).await.is_err() {
         return;
     }
+    drop(handshake);
     let socket = Arc::new(stream);
     let mut follower = match started {
         Started::Streaming(follower) => follower,
@@ -84,13 +93,14 @@ pub async fn serve_websocket(
             return;
         }
     };
-    tracing::debug!(job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
+    // The stream's own lines name the request rather than keep a span open for its whole life.
+    tracing::debug!(request_id, job_id = %request.job_id, resume_from = ?request.resume_from, "websocket opened");
     let _open = state
         .metrics
         .streams()
         .open(Transport::WebSocket, StreamPath::Direct);
     stream_frames(&socket, &mut follower, &state).await;
-    tracing::debug!(job_id = %request.job_id, "websocket closed");
+    tracing::debug!(request_id, job_id = %request.job_id, "websocket closed");
 }
 
 /// Streams until the end, writing the closing frame (if any) before publishers let go.

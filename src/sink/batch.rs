@@ -87,7 +87,7 @@ impl Chunks {
 mod tests {
     use super::*;
     use crate::job::JobEvent;
-    use crate::job::{JobId, JobStatus, Timestamp};
+    use crate::job::{EventFields, Frames, JobId, JobStatus, Timestamp};
     use crate::sink::Drained;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -95,15 +95,15 @@ mod tests {
     const BOTH: [FanoutWrites; 2] = [FanoutWrites::IoUring, FanoutWrites::Send];
 
     fn change(seq: u64, json: &'static [u8]) -> Frame {
-        Frame::change(JobEvent {
+        Frame::change(JobEvent::from(EventFields {
             job_id: JobId::new(),
             seq,
             status: JobStatus::Processing,
             updated_at: Timestamp::now(),
             expires_at: Timestamp::now(),
             json: Bytes::from_static(json),
-            frames: Arc::default(),
-        })
+            frames: Frames::default(),
+        }))
     }
 
     /// `count` sinks that publishers may write (their tasks have run out of work), each with the

@@ -25,6 +25,7 @@ mod queue_cap;
 mod rate_limits;
 mod reconcile;
 mod redis_connection;
+mod request_id;
 mod seed_api;
 mod sessions;
 mod sse;

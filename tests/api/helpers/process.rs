@@ -118,6 +118,11 @@ impl ServerProcess {
         started.elapsed()
     }
 
+    /// Every log line so far, as JSON.
+    pub fn logs(&self) -> Vec<Value> {
+        self.logs.lock().unwrap().clone()
+    }
+
     /// Whether a log line's message contains `text`.
     pub fn logged(&self, text: &str) -> bool {
         let logs = self.logs.lock().unwrap();
