@@ -53,14 +53,18 @@ impl FromRequestParts<AppState> for Admin {
 
 /// Whether the request carries `Authorization: Bearer <token>` (compared in constant time).
 pub fn bearer_matches(parts: &Parts, token: &Secret) -> bool {
-    let presented = parts
-        .headers
+    bearer(&parts.headers)
+        .is_some_and(|presented| presented.as_bytes().ct_eq(token.expose().as_bytes()).into())
+}
+
+/// The credentials of `Authorization: Bearer <credentials>` (the scheme in any case).
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, credentials)| credentials.trim_start_matches(' '));
-    presented.is_some_and(|presented| presented.as_bytes().ct_eq(token.expose().as_bytes()).into())
+        .map(|(_, credentials)| credentials.trim_start_matches(' '))
 }
 
 /// A session cookie whose signature and expiry hold.

@@ -65,6 +65,12 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
         value_parser = Secret::parse)]
     pub admin_token: Option<Secret>,
+    /// Key of the jobs' control tokens (what a job's creator presents to cancel it). Unset:
+    /// `ADMIN_TOKEN`; with neither, a random key per process. Instances sharing a Redis need the
+    /// same key for a token to work on all of them.
+    #[arg(long, env = "CONTROL_TOKEN_SECRET", value_name = "CONTROL_TOKEN_SECRET",
+        hide_env_values = true, value_parser = Secret::parse)]
+    pub control_token_secret: Option<Secret>,
     /// Pause between the steps of the built-in deep-research job, in milliseconds.
     #[arg(long, env = "DEEP_RESEARCH_STEP_MS", value_name = "DEEP_RESEARCH_STEP_MS",
         default_value_t = 400, value_parser = clap::value_parser!(u64).range(0..=60_000))]

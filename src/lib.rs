@@ -12,6 +12,7 @@
 //! - [`request_id`]: the `x-request-id` of every response and the span of its log lines.
 //! - [`cors`]: which browser origins may read the answers (`CORS_ALLOWED_ORIGINS`).
 //! - [`config`]: every setting and its value enums; [`telemetry`]: structured logs.
+//! - [`control_token`]: what a job's creator presents to cancel it.
 //! - [`metrics`]: the figures operators watch (`GET /metrics`), one registry per application.
 //! - [`store`]: the `JobStore` and `WorkQueue` traits, their Redis and memory backends, failover.
 //! - [`sink`]: a direct stream's socket, written by the publisher of a change (io_uring or send).
@@ -41,6 +42,7 @@ pub mod auth;
 pub mod cache;
 pub mod client_addr;
 pub mod config;
+pub mod control_token;
 pub mod cors;
 pub mod error;
 pub mod extract;

@@ -3,6 +3,7 @@
 use crate::cache::{CACHE_IDLE, JobCache};
 use crate::config::Config;
 use crate::config::FanoutWrites;
+use crate::control_token::ControlTokens;
 use crate::hub::Hub;
 use crate::metrics::{METRICS_SAMPLE_INTERVAL, Metrics};
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
@@ -104,6 +105,9 @@ impl App {
             store,
             hub,
             cache: JobCache::default(),
+            control_tokens: ControlTokens::new(
+                (config.control_token_secret.as_ref()).or(config.admin_token.as_ref()),
+            ),
             config: Arc::new(config),
             work_queued: Arc::new(Notify::new()),
             relay,

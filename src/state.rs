@@ -2,6 +2,7 @@
 
 use crate::cache::JobCache;
 use crate::config::Config;
+use crate::control_token::ControlTokens;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::pubsub::RelayHealth;
@@ -48,4 +49,6 @@ pub struct Handles {
     pub limits: RateLimits,
     /// This instance's figures for `GET /metrics`.
     pub metrics: Metrics,
+    /// Signs and checks the jobs' control tokens.
+    pub control_tokens: ControlTokens,
 }

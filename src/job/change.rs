@@ -30,6 +30,9 @@ pub enum Change {
     },
     /// The job failed: `pending | processing → failed`.
     Fail { error: String, fence: Option<u32> },
+    /// The job was cancelled (by the admin or its creator): `pending | processing → cancelled`,
+    /// with `reason` as its error. Its worker, wherever it runs, is refused its next change.
+    Cancel { reason: String },
     /// The attempt running the job ended without finishing it (lease expired, or handed back at
     /// shutdown): `processing → pending`, keeping its progress, so another attempt resumes it.
     /// Once `attempt` has reached `max_attempts` the job fails instead, with `reason` in its error.
@@ -67,7 +70,7 @@ pub enum Outcome {
 impl Change {
     fn fence(&self) -> Option<u32> {
         match self {
-            Change::Start { .. } => None,
+            Change::Start { .. } | Change::Cancel { .. } => None,
             Change::Progress { fence, .. }
             | Change::Complete { fence, .. }
             | Change::Fail { fence, .. }
@@ -132,6 +135,11 @@ impl Change {
             Change::Fail { error, .. } => {
                 next.status = JobStatus::Failed;
                 next.error = Some(error);
+                next.completed_at = Some(now);
+            }
+            Change::Cancel { reason } => {
+                next.status = JobStatus::Cancelled;
+                next.error = Some(reason);
                 next.completed_at = Some(now);
             }
             Change::Requeue {

@@ -105,6 +105,7 @@ pub enum FrameKind {
     Progress,
     Completed,
     Failed,
+    Cancelled,
 }
 
 impl FrameKind {
@@ -115,6 +116,7 @@ impl FrameKind {
             Self::Progress => "progress",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -123,6 +125,7 @@ impl FrameKind {
             JobStatus::Pending | JobStatus::Processing => Self::Progress,
             JobStatus::Completed => Self::Completed,
             JobStatus::Failed => Self::Failed,
+            JobStatus::Cancelled => Self::Cancelled,
         }
     }
 }

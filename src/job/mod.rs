@@ -88,7 +88,8 @@ impl FromStr for JobId {
     }
 }
 
-/// Where a job is in its life: `pending → processing → completed | failed`.
+/// Where a job is in its life: `pending → processing → completed | failed`, or `cancelled` from
+/// either of the first two.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
@@ -96,12 +97,13 @@ pub enum JobStatus {
     Processing,
     Completed,
     Failed,
+    Cancelled,
 }
 
 impl JobStatus {
     /// Terminal states never change again.
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed)
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
     }
 
     /// The lower-case name used on the wire and in Redis.
@@ -111,6 +113,7 @@ impl JobStatus {
             Self::Processing => "processing",
             Self::Completed => "completed",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }

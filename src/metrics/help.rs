@@ -27,6 +27,11 @@ pub(super) const DESCRIPTIONS: &[(&str, Option<Unit>, &str)] = &[
         "Jobs that reached failed on this instance, by kind.",
     ),
     (
+        jobs::CANCELLED,
+        None,
+        "Jobs cancelled through this instance, by kind.",
+    ),
+    (
         jobs::DURATION,
         Some(Unit::Seconds),
         "Time from a job's creation to its final state, by kind and status.",

@@ -1,13 +1,15 @@
-//! Jobs' lives: created, completed and failed by kind, how long they took and waited, the ones
+//! Jobs' lives: created, completed, failed and cancelled by kind, how long they took and waited, the ones
 //! running here, the ones requeued, and the requests refused by a rate limit.
 
 use super::Registry;
+use crate::job::JobStatus;
 use metrics::{Counter, Gauge};
 use std::time::Duration;
 
 pub(super) const CREATED: &str = "jobcast_jobs_created_total";
 pub(super) const COMPLETED: &str = "jobcast_jobs_completed_total";
 pub(super) const FAILED: &str = "jobcast_jobs_failed_total";
+pub(super) const CANCELLED: &str = "jobcast_jobs_cancelled_total";
 pub(super) const DURATION: &str = "jobcast_job_duration_seconds";
 pub(super) const QUEUE_WAIT: &str = "jobcast_job_queue_wait_seconds";
 pub(super) const RUNNING: &str = "jobcast_jobs_running";
@@ -50,13 +52,14 @@ impl Jobs {
             .increment(1);
     }
 
-    /// Counts a job of `kind` that reached its final state, `completed` or not (`failed`), `took`
-    /// after it was created.
-    pub fn finished(&self, kind: &str, completed: bool, took: Duration) {
-        let (name, status) = match completed {
-            true => (COMPLETED, "completed"),
-            false => (FAILED, "failed"),
+    /// Counts a job of `kind` that reached its final `status`, `took` after it was created.
+    pub fn finished(&self, kind: &str, status: JobStatus, took: Duration) {
+        let name = match status {
+            JobStatus::Completed => COMPLETED,
+            JobStatus::Cancelled => CANCELLED,
+            _ => FAILED,
         };
+        let status = status.as_str();
         self.registry.counter(name, &[("kind", kind)]).increment(1);
         let labels = [("kind", kind), ("status", status)];
         self.registry

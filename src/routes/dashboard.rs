@@ -220,6 +220,7 @@ fn sse_event(event: &JobEvent) -> Event {
         _ if event.seq == 1 => "created",
         JobStatus::Completed => "completed",
         JobStatus::Failed => "failed",
+        JobStatus::Cancelled => "cancelled",
         JobStatus::Pending | JobStatus::Processing => "progress",
     };
     let json = std::str::from_utf8(&event.json).unwrap_or("{}");

@@ -15,6 +15,8 @@ use utoipa_axum::routes;
 
 /// The security scheme of `Authorization: Bearer <ADMIN_TOKEN>`.
 pub const BEARER: &str = "admin_token";
+/// The security scheme of a job's `control_token` (its creator may cancel it).
+pub const CONTROL: &str = "control_token";
 /// The security scheme of the session cookie `POST /api/v4/session` sets.
 pub const SESSION: &str = "session_cookie";
 
@@ -36,6 +38,13 @@ pub fn frame() -> OpenApi {
         .scheme(HttpAuthScheme::Bearer)
         .description(Some("`Authorization: Bearer <ADMIN_TOKEN>`."))
         .build();
+    let control = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some(
+            "`Authorization: Bearer <control_token>`: the token a job's creation answered, \
+             which lets its creator cancel that job.",
+        ))
+        .build();
     let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
         SESSION_COOKIE,
         "Set by `POST /api/v4/session`, for browsers (EventSource cannot send headers).",
@@ -43,6 +52,7 @@ pub fn frame() -> OpenApi {
     let components = ComponentsBuilder::new()
         .schema(Detail::name(), Detail::schema())
         .security_scheme(BEARER, SecurityScheme::Http(bearer))
+        .security_scheme(CONTROL, SecurityScheme::Http(control))
         .security_scheme(SESSION, SecurityScheme::ApiKey(cookie))
         .build();
     OpenApiBuilder::new()

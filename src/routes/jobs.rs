@@ -2,7 +2,7 @@
 
 use super::quota::{Client, CreateQuota};
 use super::responses::{CreateFailures, ReadFailures, ReportFailures, ResearchFailures};
-use super::shapes::ResearchRequest;
+use super::shapes::{CreatedJob, ResearchRequest};
 use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
@@ -66,7 +66,7 @@ pub(super) struct JobPath {
         progress. Unauthenticated (limited per client by `CREATE_RATE_PER_MIN`).",
     request_body = ResearchRequest,
     responses(
-        (status = 200, description = "The new pending job.", body = Job,
+        (status = 200, description = "The new pending job.", body = CreatedJob,
             headers(("etag" = String, description = "`\"<seq>\"`"))),
         ResearchFailures,
     ),
@@ -78,7 +78,7 @@ async fn create_deep_research(
 ) -> Result<Response, ApiError> {
     let input = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
     let job = create_and_queue(&state, DEEP_RESEARCH_KIND, raw_json(&input)).await?;
-    Ok(job_response(&job, StatusCode::OK))
+    Ok(created_response(&state, &job, StatusCode::OK))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -102,7 +102,7 @@ struct NewJob {
         kind waits for its progress to be reported through the admin endpoints.",
     request_body = NewJob,
     responses(
-        (status = 201, description = "The new pending job.", body = Job, headers(
+        (status = 201, description = "The new pending job.", body = CreatedJob, headers(
             ("location" = String, description = "`/api/v4/job/{job_id}`"),
             ("etag" = String, description = "`\"<seq>\"`"),
         )),
@@ -130,7 +130,7 @@ async fn create_job(
         input
     };
     let job = create_and_queue(&state, &request.kind, input).await?;
-    let mut response = job_response(&job, StatusCode::CREATED);
+    let mut response = created_response(&state, &job, StatusCode::CREATED);
     let location = format!("/api/v4/job/{}", job.job_id);
     response.headers_mut().insert(
         header::LOCATION,
@@ -457,8 +457,22 @@ fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiErro
 }
 
 /// The job as JSON with its ETag.
-fn job_response(job: &Job, status: StatusCode) -> Response {
+pub(super) fn job_response(job: &Job, status: StatusCode) -> Response {
     event_response(&JobEvent::from(job), status)
+}
+
+/// A new job, with its `control_token` (in this answer only: see [`crate::control_token`]).
+fn created_response(state: &AppState, job: &Job, status: StatusCode) -> Response {
+    let token = state.control_tokens.for_job(job.job_id);
+    let mut json = job.to_json();
+    json.pop(); // the closing brace
+    json.push_str(&format!(r#","control_token":"{token}"}}"#));
+    let headers = [
+        (header::CONTENT_TYPE, "application/json".to_owned()),
+        (header::ETAG, etag(job.seq)),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    (status, headers, json).into_response()
 }
 
 /// A job state that is already serialised, with its ETag.

@@ -2,6 +2,7 @@
 
 mod admin;
 mod batch;
+mod cancel;
 mod counted;
 mod dashboard;
 mod docs;
@@ -15,6 +16,8 @@ mod responses;
 mod shapes;
 pub mod sse;
 pub mod ws;
+
+pub use cancel::MAX_CANCEL_REASON_CHARS;
 
 use crate::error::ApiError;
 use crate::request_id::{self, NewRequestId, REQUEST_ID_HEADER};
@@ -36,6 +39,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(document::frame())
         .merge(jobs::routes())
         .merge(batch::routes())
+        .merge(cancel::routes())
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())

@@ -24,6 +24,30 @@ pub const ADMIN: &[Cause] = &[
     ),
 ];
 
+/// Who may cancel a job: the admin, or the holder of the job's control token.
+pub const ADMIN_OR_CONTROL_TOKEN: &[Cause] = &[
+    (
+        401,
+        "`ADMIN_TOKEN` is set and the request carries neither `Authorization: Bearer <the job's \
+         control_token>`, nor the admin's token, nor a valid session cookie.",
+    ),
+    (
+        403,
+        "`ADMIN_TOKEN` is unset, the request carries no valid control token, and the client is \
+         not on loopback.",
+    ),
+];
+
+/// A cancel's optional body.
+pub const CANCEL_BODY: &[Cause] = &[
+    (413, "The body is larger than `MAX_BODY_BYTES`."),
+    (
+        422,
+        "The body is neither empty nor `{\"reason\": \"...\"}`, or `reason` is longer than \
+         `MAX_CANCEL_REASON_CHARS` (500) characters.",
+    ),
+];
+
 /// What a `{job_id}` path segment can fail with.
 pub const JOB_PATH: &[Cause] = &[
     (400, "`job_id` is not a UUID."),
@@ -158,6 +182,8 @@ failures! {
     ReadFailures = [JOB_PATH, QUERY, QUERY_VALUE, STREAM_LIMIT, STORE];
     /// `POST /api/v4/job/{job_id}/{progress,complete,fail}`.
     ReportFailures = [ADMIN, JOB_PATH, JSON_BODY, TRANSITION, STORE];
+    /// `POST /api/v4/job/{job_id}/cancel`.
+    CancelFailures = [ADMIN_OR_CONTROL_TOKEN, JOB_PATH, CANCEL_BODY, TRANSITION, STORE];
     /// `POST /api/v4/jobs/progress`.
     BatchFailures = [ADMIN, JSON_BODY, STORE];
     /// Admin endpoints that take no input.

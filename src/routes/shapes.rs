@@ -48,6 +48,33 @@ impl PartialSchema for JobSummary {
 
 impl ToSchema for JobSummary {}
 
+/// A job as its creation answers it: a [`Job`] and its `control_token` (derived from `Job`'s
+/// schema).
+pub struct CreatedJob;
+
+impl PartialSchema for CreatedJob {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = Job::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            let token = utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::Type::String)
+                .description(Some(
+                    "Lets the creator cancel this job (`Authorization: Bearer <control_token>` on \
+                     `POST /api/v4/job/{job_id}/cancel`). Sent in this answer only: keep it.",
+                ))
+                .build();
+            object
+                .properties
+                .insert("control_token".into(), token.into());
+            object.required.push("control_token".into());
+            object.description = Some("A new job, with its control token.".into());
+        }
+        schema
+    }
+}
+
+impl ToSchema for CreatedJob {}
+
 /// What a stream frame tells: the job's state at the start of a stream, or the change it made.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
@@ -57,6 +84,7 @@ pub enum EventKind {
     Progress,
     Completed,
     Failed,
+    Cancelled,
 }
 
 /// One WebSocket text message, as `Frame::websocket` writes it.
@@ -81,6 +109,7 @@ mod tests {
             FrameKind::Progress,
             FrameKind::Completed,
             FrameKind::Failed,
+            FrameKind::Cancelled,
         ]
         .map(FrameKind::as_str);
         assert_eq!(schema["enum"], serde_json::json!(kinds), "{schema}");

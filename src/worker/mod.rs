@@ -188,6 +188,11 @@ impl Worker {
         match end {
             Ok(RunEnd::Finished) => self.release(job_id).await,
             Ok(RunEnd::Interrupted) => hand_back(&self.state, job_id, attempt).await,
+            // Cancelled (through any instance) while it ran: its next step was refused.
+            Err(StoreError::Rejected(rejection @ Rejection::Terminal(_))) => {
+                info!(%rejection, "the job ended elsewhere; stopping its run");
+                self.release(job_id).await;
+            }
             Err(StoreError::Rejected(rejection)) => {
                 info!(%rejection, "another attempt holds the job now")
             }

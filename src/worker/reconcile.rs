@@ -114,7 +114,7 @@ impl Cutoffs {
             && match head.status {
                 JobStatus::Pending => head.updated_at < self.pending,
                 JobStatus::Processing => head.updated_at < self.processing,
-                JobStatus::Completed | JobStatus::Failed => false,
+                JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled => false,
             }
     }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod bad_input;
 mod batch;
 mod browser;
+mod cancel;
 mod chaos;
 mod config;
 mod connections;

@@ -306,6 +306,25 @@ async fn a_served_job_has_exactly_the_fields_its_schema_documents() {
         &app.job(&id).await,
     );
 
+    // A creation answer carries the job's control token; a cancelled job is a Job too.
+    let created = app.post("/api/v4/jobs", &json!({"kind": "external"})).await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.unwrap();
+    assert_exact_fields(&document, "CreatedJob", &created);
+    assert_documented(&document, "post", "/api/v4/jobs", 201, &created);
+    let cancel_path = format!("/api/v4/job/{}/cancel", created["job_id"].as_str().unwrap());
+    let cancelled = app.post_raw(&cancel_path, "").await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let cancelled: Value = cancelled.json().await.unwrap();
+    assert_exact_fields(&document, "Job", &cancelled);
+    assert_documented(
+        &document,
+        "post",
+        "/api/v4/job/{job_id}/cancel",
+        200,
+        &cancelled,
+    );
+
     let missing = app
         .get("/api/v4/job/3f2c8a4e-9b1d-4c7a-8e6f-2a5b7c9d0e1f")
         .await;

@@ -17,7 +17,17 @@ async fn creating_a_deep_research_job_answers_with_a_pending_job() {
     let response = app.post("/api/v4/deep-research", &body).await;
 
     assert_eq!(response.status(), StatusCode::OK);
-    let job: Value = response.json().await.unwrap();
+    let mut job: Value = response.json().await.unwrap();
+    // The creation answer alone adds the job's control token (what its creator cancels it with).
+    let token = job.as_object_mut().unwrap().remove("control_token");
+    let token = token
+        .as_ref()
+        .and_then(Value::as_str)
+        .expect("a control_token");
+    assert!(
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
     let id = job["job_id"].as_str().expect("job_id is a string");
     let expected = Expected {
         id,

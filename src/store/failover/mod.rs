@@ -184,11 +184,10 @@ impl Store {
         }
         let finished = job.completed_at.unwrap_or(job.updated_at);
         let took = (finished.0 - job.created_at.0).to_std().unwrap_or_default();
-        let completed = job.status == crate::job::JobStatus::Completed;
         self.shared
             .metrics
             .jobs()
-            .finished(&job.kind, completed, took);
+            .finished(&job.kind, job.status, took);
     }
 
     /// Redis's `used_memory` and `maxmemory`, unless Redis is away.

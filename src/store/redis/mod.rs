@@ -186,6 +186,7 @@ impl RedisStore {
                 fence,
             } => ("complete", 100, step, String::from(result.get()), fence),
             Change::Fail { error, fence } => ("fail", 0, String::new(), error, fence),
+            Change::Cancel { reason } => ("cancel", 0, String::new(), reason, None),
             Change::Requeue {
                 reason,
                 max_attempts,
@@ -240,8 +241,11 @@ fn parse_transition_reply(mut reply: Vec<String>) -> Result<String, StoreError> 
         Some("ok" | "unchanged") if reply.len() > 1 => Ok(reply.swap_remove(1)),
         Some("missing") => Err(StoreError::NotFound),
         Some("rejected") => Err(StoreError::Rejected(match reply[1].as_str() {
-            "terminal" if reply[2] == "completed" => Rejection::Terminal("completed"),
-            "terminal" => Rejection::Terminal("failed"),
+            "terminal" => Rejection::Terminal(match reply[2].as_str() {
+                "completed" => "completed",
+                "cancelled" => "cancelled",
+                _ => "failed",
+            }),
             "already_started" => Rejection::AlreadyStarted,
             "not_started" => Rejection::NotStarted,
             "backwards" => Rejection::Backwards {

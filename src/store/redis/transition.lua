@@ -2,9 +2,9 @@
 -- with its TTL and publishes the new state. Mirrors the rules of src/job/change.rs.
 --
 -- KEYS[1]  the job key (job:<uuid>); the job's channel has the same name
--- ARGV     op (start|progress|complete|fail|requeue), now, ttl_secs, expires_at, progress
+-- ARGV     op (start|progress|complete|fail|cancel|requeue), now, ttl_secs, expires_at, progress
 --          (max attempts for requeue), step ('' keeps the current one for progress),
---          payload (result JSON for complete, error text for fail, reason for requeue),
+--          payload (result JSON for complete, error text for fail, reason for cancel and requeue),
 --          fence ('' = none: a fenced change needs status processing and that attempt)
 --
 -- The stored document is laid out as {<scalars>,"input":<json>,"result":<json>} with "result"
@@ -20,7 +20,7 @@ if not cut then
   return redis.error_reply('ERR corrupt job document at ' .. KEYS[1])
 end
 local job = cjson.decode(string.sub(raw, 1, cut - 1) .. '}')
-if job.status == 'completed' or job.status == 'failed' then
+if job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled' then
   return {'rejected', 'terminal', job.status}
 end
 if string.sub(raw, -#tail) ~= tail then
@@ -61,7 +61,7 @@ elseif op == 'complete' then
   job.current_step = step
   job.completed_at = now
   result = payload
-elseif op == 'fail' then
+elseif op == 'fail' or op == 'cancel' then
   job.error = payload
   job.completed_at = now
 elseif op == 'requeue' then
@@ -79,7 +79,8 @@ else
   return redis.error_reply('ERR unknown op ' .. tostring(op))
 end
 local next_status = {
-  start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed', requeue = 'pending',
+  start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed',
+  cancel = 'cancelled', requeue = 'pending',
 }
 job.status = next_status[op]
 job.seq = job.seq + 1
