@@ -7,6 +7,9 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
 const PAGE_SIZE = 20;
+// The control token a job's creation answered, kept per job so that any tab (or a reload) of
+// this browser can cancel the job it started.
+const controlTokenKey = (jobId) => `jobcast:control:${jobId}`;
 
 const EXAMPLES = {
   cola: ["Diet cola", "carbonated water\ncaramel colour (E150d)\nphosphoric acid\naspartame\nacesulfame K\ncaffeine"],
@@ -212,8 +215,42 @@ function showJob(job) {
   $("step").textContent = job.current_step;
   const title = job.input && job.input.product_name ? job.input.product_name : job.kind;
   $("watch-title").textContent = title;
+  $("cancel-button").hidden = FINAL.has(job.status) || !controlToken(job.job_id);
+  if (FINAL.has(job.status)) forgetControlToken(job.job_id);
   if (job.status === "failed") $("report").replaceChildren(paragraph(`This job failed: ${job.error}`, "field-error"));
+  if (job.status === "cancelled") $("report").replaceChildren(paragraph(job.error || "Cancelled", "hint"));
   if (job.status === "completed" && job.result) $("report").replaceChildren(...renderReport(job.result));
+}
+
+function controlToken(jobId) {
+  try { return localStorage.getItem(controlTokenKey(jobId)); } catch (_) { return null; }
+}
+
+function forgetControlToken(jobId) {
+  try { localStorage.removeItem(controlTokenKey(jobId)); } catch (_) {}
+}
+
+async function cancelWatched() {
+  const jobId = watching.jobId;
+  const button = $("cancel-button");
+  const error = $("cancel-error");
+  button.disabled = true;
+  error.hidden = true;
+  try {
+    const response = await fetch(`/api/v4/job/${jobId}/cancel`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${controlToken(jobId)}` },
+      body: JSON.stringify({ reason: "stopped from the page" }),
+    });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.detail || `Request failed (${response.status})`);
+    showJob(body); // the stream brings the same state; this shows it at once
+  } catch (failure) {
+    error.textContent = `Could not cancel: ${failure.message}`;
+    error.hidden = false;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function showMissing() {
@@ -293,6 +330,7 @@ async function startJob(event) {
       if (field !== "form") $(field).focus();
       return;
     }
+    try { localStorage.setItem(controlTokenKey(body.job_id), body.control_token); } catch (_) {}
     history.pushState(null, "", `/?job=${body.job_id}`);
     watch(body.job_id);
     $("watch").scrollIntoView({ behavior: "smooth", block: "nearest" });
@@ -411,6 +449,7 @@ async function signIn(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("start-form").addEventListener("submit", startJob);
+  $("cancel-button").addEventListener("click", cancelWatched);
   document.querySelectorAll("[data-example]").forEach((button) => button.addEventListener("click", fillExample));
   const saved = localStorage.getItem("jobcast.transport");
   if (saved) document.querySelector(`input[name="transport"][value="${saved}"]`).checked = true;

@@ -306,3 +306,33 @@ async fn during_an_outage_the_page_keeps_waiting_for_a_job_its_server_never_saw(
     browser.wait_for_text("#status", "failed").await;
     browser.wait_for_text("#connection", "finished").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_cancels_the_job_they_started_and_the_dashboard_shows_it_cancelled() {
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.deep_research_step_ms = 400;
+    let app = spawn_app_with(config).await;
+    let browser = Browser::start().await;
+    browser.goto(&app.url("")).await;
+    browser.click("button[data-example='cola']").await;
+    browser.click("#start-button").await;
+    browser.wait_for_text("#connection", "live").await;
+    browser.wait_for_text("#status", "processing").await;
+
+    browser.click("#cancel-button").await;
+    browser.wait_for_text("#status", "cancelled").await;
+    browser.wait_for_text("#connection", "finished").await;
+    let report = browser.text("#report").await;
+    assert_eq!(report, "Cancelled: stopped from the page");
+    let hidden = browser.attr("#cancel-button", "hidden").await;
+    assert!(hidden.is_some(), "no Cancel button on a finished job");
+    let id = browser.text("#job-id").await;
+    let job = app.job(&id).await;
+    assert_eq!(job["status"], "cancelled");
+    assert!(job["progress"].as_u64() < Some(100), "{job}");
+    browser.screenshot("cancelled").await;
+
+    let row = format!("li[data-job-id='{id}'] .status");
+    browser.wait_for_text(&row, "cancelled").await;
+}
