@@ -26,7 +26,10 @@ Every error is answered as `{\"detail\": \"...\"}`; an unknown path is `404` and
 with another method is `405`, both with that body.\n\n\
 Admin operations (creating jobs of any kind, reporting progress, listings, cleanup, metrics) \
 take `Authorization: Bearer <ADMIN_TOKEN>` or the session cookie; while `ADMIN_TOKEN` is unset \
-they answer loopback clients only (`403` otherwise).";
+they answer loopback clients only (`403` otherwise).\n\n\
+Every answer carries `x-request-id`: the client's own when it sends one of 1 to 128 characters \
+of `A-Z a-z 0-9 - _ . : / + =`, else a new UUID; the server's log lines of that request carry \
+it too.";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(openapi_json))
