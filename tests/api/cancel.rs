@@ -16,18 +16,9 @@ async fn spawn_app_with_admin(redis_url: &str, workers: u16) -> TestApp {
     spawn_app_with(config).await
 }
 
-/// `POST /api/v4/jobs` (as the admin) for a kind no worker runs: the job and its control token.
-async fn create_external(app: &TestApp) -> (String, String) {
-    let created: Value = reqwest::Client::new()
-        .post(app.url("/api/v4/jobs"))
-        .bearer_auth(ADMIN)
-        .json(&json!({"kind": "external"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+/// Sends a create request: the new job's id and its control token.
+async fn create(request: reqwest::RequestBuilder) -> (String, String) {
+    let created: Value = request.send().await.unwrap().json().await.unwrap();
     let token = created["control_token"].as_str().expect("control_token");
     (
         created["job_id"].as_str().unwrap().to_owned(),
@@ -35,22 +26,22 @@ async fn create_external(app: &TestApp) -> (String, String) {
     )
 }
 
-/// `POST /api/v4/deep-research`, as any client: the job and its control token.
-async fn create_research(url: &str) -> (String, String) {
-    let created: Value = reqwest::Client::new()
-        .post(format!("{url}/api/v4/deep-research"))
-        .json(&json!({"product_name": "Diet Cola", "ingredients": ["aspartame", "caramel color"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = created["control_token"].as_str().expect("control_token");
-    (
-        created["job_id"].as_str().unwrap().to_owned(),
-        token.to_owned(),
+/// `POST /api/v4/jobs` (as the admin) for a kind no worker runs.
+async fn create_external(app: &TestApp) -> (String, String) {
+    let request = reqwest::Client::new().post(app.url("/api/v4/jobs"));
+    create(
+        request
+            .bearer_auth(ADMIN)
+            .json(&json!({"kind": "external"})),
     )
+    .await
+}
+
+/// `POST /api/v4/deep-research`, as any client.
+async fn create_research(url: &str) -> (String, String) {
+    let body = json!({"product_name": "Diet Cola", "ingredients": ["aspartame", "caramel color"]});
+    let request = reqwest::Client::new().post(format!("{url}/api/v4/deep-research"));
+    create(request.json(&body)).await
 }
 
 async fn cancel(
