@@ -3,7 +3,7 @@
 //! The memory store applies these rules directly; `store/transition.lua` applies the same rules
 //! inside Redis. The integration tests run one suite against both so the two cannot drift.
 
-use super::{Job, JobStatus, Timestamp};
+use super::{Job, JobStatus, Priority, Timestamp};
 use serde_json::value::RawValue;
 
 /// One requested change of a job's state.
@@ -33,6 +33,9 @@ pub enum Change {
     /// The job was cancelled (by the admin or its creator): `pending | processing → cancelled`,
     /// with `reason` as its error. Its worker, wherever it runs, is refused its next change.
     Cancel { reason: String },
+    /// A pending job moves to `priority` in the queue, keeping its arrival within the priority;
+    /// refused once the job has started.
+    Prioritise { priority: Priority },
     /// The attempt running the job ended without finishing it (lease expired, or handed back at
     /// shutdown): `processing → pending`, keeping its progress, so another attempt resumes it.
     /// Once `attempt` has reached `max_attempts` the job fails instead, with `reason` in its error.
@@ -70,7 +73,7 @@ pub enum Outcome {
 impl Change {
     fn fence(&self) -> Option<u32> {
         match self {
-            Change::Start { .. } | Change::Cancel { .. } => None,
+            Change::Start { .. } | Change::Cancel { .. } | Change::Prioritise { .. } => None,
             Change::Progress { fence, .. }
             | Change::Complete { fence, .. }
             | Change::Fail { fence, .. }
@@ -141,6 +144,15 @@ impl Change {
                 next.status = JobStatus::Cancelled;
                 next.error = Some(reason);
                 next.completed_at = Some(now);
+            }
+            Change::Prioritise { priority } => {
+                if job.status != JobStatus::Pending {
+                    return Err(Rejection::AlreadyStarted);
+                }
+                if job.priority == priority {
+                    return Ok(false);
+                }
+                next.priority = priority;
             }
             Change::Requeue {
                 reason,

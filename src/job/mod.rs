@@ -5,12 +5,14 @@ mod change;
 pub mod event;
 mod merge;
 pub mod payload;
+mod priority;
 mod timestamp;
 pub mod wire;
 
 pub use change::{Change, Outcome, Rejection};
 pub use event::{EventFields, Frame, FrameKind, Frames, JobEvent};
 pub use merge::Superseded;
+pub use priority::{ARRIVALS_PER_BAND, DEFAULT_PRIORITY, MAX_PRIORITY, Priority};
 pub use timestamp::Timestamp;
 
 use serde::{Deserialize, Serialize};
@@ -159,6 +161,10 @@ pub struct Job {
     pub seq: u64,
     /// How many times a worker has started this job; the fencing token of the current attempt.
     pub attempt: u32,
+    /// 0–9: queued jobs run highest priority first, first come first served within one. Jobs
+    /// stored before priorities existed read as [`DEFAULT_PRIORITY`] (as transition.lua does).
+    #[serde(default)]
+    pub priority: Priority,
     /// Terminal outcomes that lost to this one when states that diverged during a Redis outage
     /// were merged (see [`Superseded`]); absent when there were none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -187,6 +193,7 @@ impl Job {
             error: None,
             seq: 1,
             attempt: 0,
+            priority: Priority::default(),
             superseded: Vec::new(),
             input,
             result: None,

@@ -1,24 +1,20 @@
-//! The job API: create jobs, read them (with ETag), and report their progress.
+//! The job API: read a job (with ETag, or by long-poll), and report its progress.
 
-use super::quota::{Client, CreateQuota};
-use super::responses::{CreateFailures, ReadFailures, ReportFailures, ResearchFailures};
-use super::shapes::{CreatedJob, ResearchRequest};
+use super::quota::Client;
+use super::responses::{ReadFailures, ReportFailures};
 use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::follow::{self, Started};
-use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobEvent, JobId, Timestamp, payload};
+use crate::job::{Change, Job, JobEvent, JobId, payload};
 use crate::metrics::{StreamPath, Transport};
 use crate::rate_limit::Limit;
-use crate::research::ResearchInput;
 use crate::state::AppState;
-use crate::store::{JobStore, WorkQueue};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 use serde_json::value::RawValue;
 use std::time::Duration;
 use utoipa::{IntoParams, ToSchema};
@@ -29,8 +25,6 @@ use utoipa_axum::routes;
 pub const LONG_POLL_DEFAULT_SECS: f64 = 30.0;
 /// The longest long-poll a client may ask for, in seconds.
 pub const LONG_POLL_MAX_SECS: f64 = 120.0;
-/// The longest `kind`, in characters.
-pub const MAX_KIND_CHARS: usize = 64;
 /// The longest `current_step`, in characters.
 pub const MAX_STEP_CHARS: usize = 500;
 /// The longest `error` of a failed job, in characters.
@@ -38,8 +32,6 @@ pub const MAX_ERROR_CHARS: usize = 10_000;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(create_deep_research))
-        .routes(routes!(create_job))
         .routes(routes!(get_job))
         .routes(routes!(report_progress))
         .routes(routes!(complete_job))
@@ -54,89 +46,6 @@ pub(super) struct JobPath {
     /// The job's id, as its creation answered it.
     #[param(example = "3f2c8a4e-9b1d-4c7a-8e6f-2a5b7c9d0e1f")]
     job_id: JobId,
-}
-
-/// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
-#[utoipa::path(
-    post,
-    path = "/api/v4/deep-research",
-    tag = "jobs",
-    summary = "Start a deep-research job (run by this server's workers)",
-    description = "Stores a pending job and queues it; built-in workers run it and report its \
-        progress. Unauthenticated (limited per client by `CREATE_RATE_PER_MIN`).",
-    request_body = ResearchRequest,
-    responses(
-        (status = 200, description = "The new pending job.", body = CreatedJob,
-            headers(("etag" = String, description = "`\"<seq>\"`"))),
-        ResearchFailures,
-    ),
-)]
-async fn create_deep_research(
-    _: CreateQuota,
-    State(state): State<AppState>,
-    ApiJson(body): ApiJson<Value>,
-) -> Result<Response, ApiError> {
-    let input = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
-    let job = create_and_queue(&state, DEEP_RESEARCH_KIND, raw_json(&input)).await?;
-    Ok(created_response(&state, &job, StatusCode::OK))
-}
-
-#[derive(Deserialize, ToSchema)]
-struct NewJob {
-    /// 1 to `MAX_KIND_CHARS` (64) letters, digits, `-`, `_` or `.`.
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "external")]
-    kind: String,
-    /// Any JSON, stored verbatim (`{}` when absent); for `deep-research`, what
-    /// `POST /api/v4/deep-research` takes.
-    #[schema(value_type = Option<serde_json::Value>)]
-    input: Option<Box<RawValue>>,
-}
-
-/// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
-#[utoipa::path(
-    post,
-    path = "/api/v4/jobs",
-    tag = "jobs",
-    summary = "Create a job of any kind",
-    description = "Only `deep-research` is queued for this server's workers; a job of another \
-        kind waits for its progress to be reported through the admin endpoints.",
-    request_body = NewJob,
-    responses(
-        (status = 201, description = "The new pending job.", body = CreatedJob, headers(
-            ("location" = String, description = "`/api/v4/job/{job_id}`"),
-            ("etag" = String, description = "`\"<seq>\"`"),
-        )),
-        CreateFailures,
-    ),
-    security(("admin_token" = []), ("session_cookie" = [])),
-)]
-async fn create_job(
-    _: Admin,
-    _: CreateQuota,
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<NewJob>,
-) -> Result<Response, ApiError> {
-    validate_kind(&request.kind)?;
-    let input = request
-        .input
-        .unwrap_or_else(|| raw_json(&serde_json::json!({})));
-    validate_payload("input", &input)?;
-    let input = if request.kind == DEEP_RESEARCH_KIND {
-        let body: Value = serde_json::from_str(input.get())
-            .map_err(|_| ApiError::invalid("input is not JSON"))?;
-        let research = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
-        raw_json(&research)
-    } else {
-        input
-    };
-    let job = create_and_queue(&state, &request.kind, input).await?;
-    let mut response = created_response(&state, &job, StatusCode::CREATED);
-    let location = format!("/api/v4/job/{}", job.job_id);
-    response.headers_mut().insert(
-        header::LOCATION,
-        location.parse().expect("a path is a valid header"),
-    );
-    Ok(response)
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -364,53 +273,9 @@ async fn fail_job(
     answer_applied(&state, state.store.apply_event(job_id, change).await?)
 }
 
-/// Stores a new job and, for kinds the built-in workers run, queues it and wakes a local worker.
-async fn create_and_queue(
-    state: &AppState,
-    kind: &str,
-    input: Box<RawValue>,
-) -> Result<Job, ApiError> {
-    if kind == DEEP_RESEARCH_KIND {
-        refuse_when_queue_full(state).await?;
-    }
-    let job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
-    state.store.create(&job).await?;
-    state.metrics.jobs().created(kind);
-    if kind == DEEP_RESEARCH_KIND {
-        state.store.enqueue(job.job_id).await?;
-        state.work_queued.notify_one();
-    }
-    tracing::info!(job_id = %job.job_id, kind, "job created");
-    Ok(job)
-}
-
-/// 503 when `MAX_QUEUED_JOBS` jobs already wait, before anything is stored. The length is read,
-/// then the job pushed: concurrent creates may overshoot the cap by as many as run at once.
-async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
-    let queued = state.store.queued_len().await?;
-    let cap = state.config.max_queued_jobs;
-    if u64::try_from(queued).unwrap_or(u64::MAX) >= cap {
-        return Err(ApiError::QueueFull { cap });
-    }
-    Ok(())
-}
-
-fn validate_kind(kind: &str) -> Result<(), ApiError> {
-    let valid = !kind.is_empty()
-        && kind.len() <= MAX_KIND_CHARS
-        && kind
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    valid.then_some(()).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "kind must be 1 to {MAX_KIND_CHARS} characters of letters, digits, '-', '_' or '.'"
-        ))
-    })
-}
-
 /// Refuses a payload that is JSON to the letter but not to every reader (see [`payload::check`]),
 /// so it is never stored.
-fn validate_payload(field: &str, raw: &RawValue) -> Result<(), ApiError> {
+pub(super) fn validate_payload(field: &str, raw: &RawValue) -> Result<(), ApiError> {
     payload::check(raw).map_err(|error| {
         ApiError::invalid(format!(
             "{field} is not JSON every client can read ({error}): strings must be valid \
@@ -429,12 +294,8 @@ fn validate_step(step: Option<String>) -> Result<Option<String>, ApiError> {
     }
 }
 
-fn raw_json(value: &impl serde::Serialize) -> Box<RawValue> {
-    serde_json::value::to_raw_value(value).expect("serialisable input")
-}
-
 /// `"<seq>"`, the job's entity tag.
-fn etag(seq: u64) -> String {
+pub(super) fn etag(seq: u64) -> String {
     format!("\"{seq}\"")
 }
 
@@ -459,20 +320,6 @@ fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiErro
 /// The job as JSON with its ETag.
 pub(super) fn job_response(job: &Job, status: StatusCode) -> Response {
     event_response(&JobEvent::from(job), status)
-}
-
-/// A new job, with its `control_token` (in this answer only: see [`crate::control_token`]).
-fn created_response(state: &AppState, job: &Job, status: StatusCode) -> Response {
-    let token = state.control_tokens.for_job(job.job_id);
-    let mut json = job.to_json();
-    json.pop(); // the closing brace
-    json.push_str(&format!(r#","control_token":"{token}"}}"#));
-    let headers = [
-        (header::CONTENT_TYPE, "application/json".to_owned()),
-        (header::ETAG, etag(job.seq)),
-        (header::CACHE_CONTROL, "no-store".to_owned()),
-    ];
-    (status, headers, json).into_response()
 }
 
 /// A job state that is already serialised, with its ETag.

@@ -4,6 +4,7 @@ mod admin;
 mod batch;
 mod cancel;
 mod counted;
+mod create;
 mod dashboard;
 mod docs;
 pub mod document;
@@ -11,6 +12,7 @@ mod health;
 mod jobs;
 pub mod metrics;
 mod page;
+mod priority;
 mod quota;
 mod responses;
 mod shapes;
@@ -37,9 +39,11 @@ use utoipa_axum::router::OpenApiRouter;
 /// `GET /openapi.json` (clippy's `disallowed-methods` refuses the other ways, see clippy.toml).
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(document::frame())
+        .merge(create::routes())
         .merge(jobs::routes())
         .merge(batch::routes())
         .merge(cancel::routes())
+        .merge(priority::routes())
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(health::routes())

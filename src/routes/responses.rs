@@ -38,6 +38,20 @@ pub const ADMIN_OR_CONTROL_TOKEN: &[Cause] = &[
     ),
 ];
 
+/// Who may ask the public create endpoint for a `priority` above the default: the admin.
+pub const PRIORITY_RIGHTS: &[Cause] = &[
+    (
+        401,
+        "A `priority` above 0 was asked, `ADMIN_TOKEN` is set and the request carries neither \
+         its bearer token nor a valid session cookie.",
+    ),
+    (
+        403,
+        "A `priority` above 0 was asked, `ADMIN_TOKEN` is unset and the client is not on \
+         loopback.",
+    ),
+];
+
 /// A cancel's optional body.
 pub const CANCEL_BODY: &[Cause] = &[
     (413, "The body is larger than `MAX_BODY_BYTES`."),
@@ -175,12 +189,12 @@ macro_rules! failures {
 
 failures! {
     /// `POST /api/v4/deep-research`.
-    ResearchFailures = [CREATE_LIMIT, JSON_BODY, QUEUE, STORE];
+    ResearchFailures = [PRIORITY_RIGHTS, CREATE_LIMIT, JSON_BODY, QUEUE, STORE];
     /// `POST /api/v4/jobs`.
     CreateFailures = [ADMIN, CREATE_LIMIT, JSON_BODY, QUEUE, STORE];
     /// `GET /api/v4/job/{job_id}`.
     ReadFailures = [JOB_PATH, QUERY, QUERY_VALUE, STREAM_LIMIT, STORE];
-    /// `POST /api/v4/job/{job_id}/{progress,complete,fail}`.
+    /// `POST /api/v4/job/{job_id}/{progress,complete,fail,priority}`.
     ReportFailures = [ADMIN, JOB_PATH, JSON_BODY, TRANSITION, STORE];
     /// `POST /api/v4/job/{job_id}/cancel`.
     CancelFailures = [ADMIN_OR_CONTROL_TOKEN, JOB_PATH, CANCEL_BODY, TRANSITION, STORE];

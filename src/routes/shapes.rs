@@ -4,7 +4,7 @@
 
 #[cfg(test)]
 use crate::job::FrameKind;
-use crate::job::Job;
+use crate::job::{Job, Priority};
 use serde::Deserialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
@@ -18,6 +18,8 @@ pub struct ResearchRequest {
     #[schema(example = "Cola")]
     product_name: String,
     ingredients: Ingredients,
+    /// Above 0 only with the admin's rights.
+    priority: Option<Priority>,
 }
 
 /// At most `MAX_INGREDIENTS` (500), each at most `MAX_INGREDIENT_CHARS` (200) characters.

@@ -9,10 +9,11 @@ mod redis;
 pub use self::failover::Store;
 pub use self::memory::MemoryStore;
 pub use self::redis::{
-    INDEX_KEY, LEASES_KEY, QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
+    ARRIVALS_KEY, INDEX_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY, REVOKED_SESSION_PREFIX,
+    RedisHealth, RedisStore,
 };
 
-use crate::job::{Change, Job, JobId, Rejection};
+use crate::job::{Change, Job, JobId, Priority, Rejection};
 use listing::{HeadPage, JobPage, ListQuery};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -84,9 +85,15 @@ pub trait JobStore {
 
 /// The work queue and the leases of running jobs.
 pub trait WorkQueue {
-    /// Puts a job on the queue.
-    fn enqueue(&self, id: JobId) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Takes the oldest queued job, leased to the caller for `lease`.
+    /// Queues a job at `priority`, behind the jobs of that priority already queued; a job
+    /// already queued keeps its place.
+    fn enqueue(
+        &self,
+        id: JobId,
+        priority: Priority,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Takes the first queued job (highest priority, then earliest), leased to the caller for
+    /// `lease`.
     fn claim(
         &self,
         lease: Duration,

@@ -106,8 +106,8 @@ async fn hand_back(state: &AppState, job_id: JobId, attempt: u32) {
         fence: Some(attempt),
     };
     let handed_back = async {
-        state.store.apply(job_id, change).await?;
-        state.store.enqueue(job_id).await?;
+        let job = state.store.apply(job_id, change).await?;
+        state.store.enqueue(job_id, job.priority).await?;
         state.store.release(job_id).await
     };
     match handed_back.await {

@@ -133,7 +133,10 @@ async fn rescue(state: &AppState, head: &JobHead, done: &mut Reconciled) {
 }
 
 async fn requeue_pending(state: &AppState, job_id: JobId) -> Result<(), StoreError> {
-    state.store.enqueue(job_id).await?;
+    let Some(priority) = requeue::pending_priority(state, job_id).await? else {
+        return Ok(()); // it started or ended meanwhile
+    };
+    state.store.enqueue(job_id, priority).await?;
     state.work_queued.notify_one();
     info!(%job_id, "requeued a pending job that was on no queue");
     Ok(())

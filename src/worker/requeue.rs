@@ -1,7 +1,7 @@
 //! Putting a job whose attempt ended without finishing back on the queue (or failing it after
 //! `MAX_ATTEMPTS`): the one path the sweeper and the reconciler share.
 
-use crate::job::{Change, JobId, JobStatus, Rejection};
+use crate::job::{Change, JobId, JobStatus, Priority, Rejection};
 use crate::state::AppState;
 use crate::store::{JobStore, StoreError, WorkQueue};
 use tracing::{info, warn};
@@ -17,22 +17,37 @@ pub async fn recover_job(state: &AppState, job_id: JobId, reason: &str) -> Resul
         Ok(job) if job.status == JobStatus::Pending => {
             info!(%job_id, attempt = job.attempt, reason, "job requeued");
             state.metrics.jobs().requeued(true);
-            true
+            Some(job.priority)
         }
         Ok(job) => {
             warn!(%job_id, attempt = job.attempt, "job failed: interrupted too many times");
             state.metrics.jobs().requeued(false);
-            false
+            None
         }
         // Already pending: it may have been lost from the queue between requeue and push.
-        Err(StoreError::Rejected(Rejection::NotStarted)) => true,
+        Err(StoreError::Rejected(Rejection::NotStarted)) => pending_priority(state, job_id).await?,
         // Corrupt: logged by the store; nothing can run it, so its lease is dropped too.
-        Err(StoreError::NotFound | StoreError::Rejected(_) | StoreError::Corrupt(_)) => false,
+        Err(StoreError::NotFound | StoreError::Rejected(_) | StoreError::Corrupt(_)) => None,
         Err(error) => return Err(error),
     };
-    if requeue {
-        state.store.enqueue(job_id).await?;
+    if let Some(priority) = requeue {
+        state.store.enqueue(job_id, priority).await?;
         state.work_queued.notify_one();
     }
     state.store.release(job_id).await
+}
+
+/// The priority of a job that is still pending (to queue it again); `None` when it is not.
+pub async fn pending_priority(
+    state: &AppState,
+    job_id: JobId,
+) -> Result<Option<Priority>, StoreError> {
+    let job = match state.store.get(job_id).await {
+        Ok(job) => job,
+        Err(StoreError::Corrupt(_)) => None, // logged by the store
+        Err(error) => return Err(error),
+    };
+    Ok(job
+        .filter(|job| job.status == JobStatus::Pending)
+        .map(|job| job.priority))
 }

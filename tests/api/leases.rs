@@ -139,7 +139,7 @@ async fn stopping_the_server_hands_running_jobs_back_at_once() {
     let stored: String = redis.command(&["GET", &job_key(&id)]).await;
     let stored: Value = serde_json::from_str(&stored).unwrap();
     assert_eq!(stored["status"], "pending", "{stored}");
-    let queued: Vec<String> = redis.command(&["LRANGE", QUEUE_KEY, "0", "-1"]).await;
+    let queued: Vec<String> = redis.command(&["ZRANGE", QUEUE_KEY, "0", "-1"]).await;
     assert_eq!(queued, vec![id.clone()]);
     let leases: usize = redis.command(&["ZCARD", LEASES_KEY]).await;
     assert_eq!(leases, 0);

@@ -20,6 +20,7 @@ mod metrics;
 mod openapi;
 mod outages;
 mod poll_cache;
+mod priority;
 mod processes;
 mod proxies;
 mod queue_cap;

@@ -43,7 +43,7 @@ async fn a_full_queue_answers_503_with_retry_after_until_a_worker_drains_it() {
 
     let worker = spawn_app(&redis).await;
     eventually("the worker never drained the queue", || async {
-        let queued: usize = redis.command(&["LLEN", QUEUE_KEY]).await;
+        let queued: usize = redis.command(&["ZCARD", QUEUE_KEY]).await;
         (queued == 0).then_some(())
     })
     .await;

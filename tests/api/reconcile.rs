@@ -41,7 +41,7 @@ async fn plant(redis: &TestRedis, status: JobStatus, ago: TimeDelta) -> String {
 }
 
 async fn queued(redis: &TestRedis) -> Vec<String> {
-    redis.command(&["LRANGE", QUEUE_KEY, "0", "-1"]).await
+    redis.command(&["ZRANGE", QUEUE_KEY, "0", "-1"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,9 +128,9 @@ async fn a_job_between_its_creation_and_its_enqueue_is_not_queued_twice() {
         "queued within its grace"
     );
     // The creator finishes its enqueue; later passes, with the job past its grace, see it queued.
-    let _: () = redis.command(&["LPUSH", QUEUE_KEY, &creating]).await;
+    let _: () = redis.command(&["ZADD", QUEUE_KEY, "1", &creating]).await;
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let _: () = redis.command(&["LREM", QUEUE_KEY, "0", &stranded]).await;
+    let _: () = redis.command(&["ZREM", QUEUE_KEY, &stranded]).await;
     eventually("no pass ran after the grace", || async {
         queued(&redis).await.contains(&stranded).then_some(())
     })

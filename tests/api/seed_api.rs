@@ -270,7 +270,7 @@ async fn cleanup_purges_queue_entries_of_vanished_jobs_and_names_the_backend() {
     );
     assert_eq!(report["backend"], "redis");
     assert_eq!(report["redis_connected"], true);
-    let queue: Vec<String> = redis::cmd("LRANGE")
+    let queue: Vec<String> = redis::cmd("ZRANGE")
         .arg(QUEUE_KEY)
         .arg(0)
         .arg(-1)

@@ -67,7 +67,7 @@ impl Store {
                 self.shared.memory.jobs(None).into_iter().filter(|job| {
                     job.status == JobStatus::Pending && job.kind == DEEP_RESEARCH_KIND
                 });
-            queued.extend(pending.map(|job| job.job_id));
+            queued.extend(pending.map(|job| (job.job_id, job.priority)));
         }
         let leased = self.shared.memory.leased();
         self.shared

@@ -1,7 +1,7 @@
 //! Every store call of the failover store, sent to Redis, or to memory while Redis is away.
 
 use super::Store;
-use crate::job::{Change, Job, JobId};
+use crate::job::{Change, Job, JobId, Priority};
 use crate::store::listing::{HeadPage, JobPage, ListQuery};
 use crate::store::{JobStore, StoreError, WorkQueue};
 use std::collections::HashSet;
@@ -69,10 +69,10 @@ impl JobStore for Store {
 }
 
 impl WorkQueue for Store {
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
+    async fn enqueue(&self, id: JobId, priority: Priority) -> Result<(), StoreError> {
         self.route(
-            async |redis| redis.enqueue(id).await,
-            async |memory| memory.enqueue(id).await,
+            async |redis| redis.enqueue(id, priority).await,
+            async |memory| memory.enqueue(id, priority).await,
         )
         .await
     }

@@ -9,14 +9,16 @@
 //! fills the bound, new jobs are refused (`503`) until Redis is back.
 
 mod queue;
+mod ready;
 #[cfg(test)]
 mod tests;
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, Publisher, StoreError};
-use crate::job::{Change, Job, JobEvent, JobId, Outcome, Timestamp};
+use crate::job::{Change, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp};
 use bytes::Bytes;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use ready::Ready;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -64,7 +66,7 @@ struct State {
     expirations: BTreeSet<(Instant, JobId)>,
     /// Jobs ordered by creation, for listing newest first.
     index: BTreeSet<Cursor>,
-    queue: VecDeque<JobId>,
+    queue: Ready,
     /// Running jobs and when their lease runs out.
     leases: HashMap<JobId, Instant>,
     /// Mirrored copies by when they were last touched, oldest first: what goes when full.
@@ -214,9 +216,10 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Empties the queue, returning what was on it (oldest first), to hand it to Redis.
-    pub fn take_queue(&self) -> Vec<JobId> {
-        self.lock().queue.drain(..).collect()
+    /// Empties the queue, returning what was on it (with priorities, in claim order), to hand
+    /// it to Redis.
+    pub fn take_queue(&self) -> Vec<(JobId, Priority)> {
+        self.lock().queue.drain()
     }
 
     /// The jobs that hold a lease here.
@@ -327,6 +330,9 @@ impl JobStore for MemoryStore {
         match change.apply(current, Timestamp::now(), ttl_secs)? {
             Outcome::Unchanged => Ok(current.clone()),
             Outcome::Applied(next) => {
+                if next.status == JobStatus::Pending {
+                    state.queue.reprioritise(id, next.priority);
+                }
                 self.store_and_publish(&mut state, (*next).clone());
                 Ok(*next)
             }

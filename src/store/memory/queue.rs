@@ -1,7 +1,7 @@
 //! The memory store's work queue and leases, under the same lock as its jobs.
 
 use super::{MemoryStore, State};
-use crate::job::JobId;
+use crate::job::{JobId, Priority};
 use crate::store::listing::{Cursor, HeadPage, JobHead};
 use crate::store::{StoreError, WorkQueue};
 use std::collections::HashSet;
@@ -9,14 +9,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 impl WorkQueue for MemoryStore {
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
-        self.lock().queue.push_back(id);
+    async fn enqueue(&self, id: JobId, priority: Priority) -> Result<(), StoreError> {
+        self.lock().queue.push(id, priority);
         Ok(())
     }
 
     async fn claim(&self, lease: Duration) -> Result<Option<JobId>, StoreError> {
         let mut state = self.lock();
-        let claimed = state.queue.pop_front();
+        let claimed = state.queue.pop();
         if let Some(id) = claimed {
             state.leases.insert(id, Instant::now() + lease);
         }

@@ -22,7 +22,7 @@ async fn a_job_expires_after_its_ttl_and_cleanup_purges_it() {
     let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
     let job = pending_job(60);
     store.create(&job).await.unwrap();
-    store.enqueue(job.job_id).await.unwrap();
+    store.enqueue(job.job_id, job.priority).await.unwrap();
 
     tokio::time::advance(Duration::from_secs(59)).await;
     assert!(store.get(job.job_id).await.unwrap().is_some());
@@ -53,7 +53,10 @@ async fn every_change_renews_the_ttl() {
 async fn each_queued_job_is_claimed_once() {
     let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
     for _ in 0..10 {
-        store.enqueue(JobId::new()).await.unwrap();
+        store
+            .enqueue(JobId::new(), Priority::default())
+            .await
+            .unwrap();
     }
     let lease = Duration::from_secs(30);
     let mut claimed = Vec::new();

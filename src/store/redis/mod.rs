@@ -7,13 +7,13 @@ mod recovery;
 mod sessions;
 
 pub use index::INDEX_KEY;
-pub use queue::{LEASES_KEY, QUEUE_KEY};
+pub use queue::{ARRIVALS_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY};
 pub use recovery::Restored;
 pub use sessions::REVOKED_SESSION_PREFIX;
 
 use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
-use crate::job::{Change, Job, JobEvent, JobId, Rejection, Timestamp, payload};
+use crate::job::{ARRIVALS_PER_BAND, Change, Job, JobEvent, JobId, Rejection, Timestamp, payload};
 use crate::metrics::Metrics;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{AsyncCommands, Script};
@@ -104,6 +104,7 @@ struct Scripts {
     create: Script,
     transition: Script,
     restore: Script,
+    enqueue: Script,
     claim: Script,
     renew: Script,
     expired: Script,
@@ -124,6 +125,7 @@ impl RedisStore {
             create: Script::new(include_str!("create.lua")),
             transition: Script::new(include_str!("transition.lua")),
             restore: Script::new(include_str!("restore.lua")),
+            enqueue: Script::new(include_str!("enqueue.lua")),
             claim: Script::new(include_str!("claim.lua")),
             renew: Script::new(include_str!("renew.lua")),
             expired: Script::new(include_str!("expired.lua")),
@@ -192,8 +194,18 @@ impl RedisStore {
                 max_attempts,
                 fence,
             } => ("requeue", max_attempts, String::new(), reason, fence),
+            Change::Prioritise { priority } => (
+                "priority",
+                u32::from(priority.get()),
+                priority.band().to_string(),
+                ARRIVALS_PER_BAND.to_string(),
+                None,
+            ),
         };
         let mut invocation = self.scripts.transition.key(id.key());
+        if op == "priority" {
+            invocation.key(QUEUE_KEY);
+        }
         invocation
             .arg(op)
             .arg(now.to_string())

@@ -1,15 +1,20 @@
 //! The Redis work queue and leases: every key under the `{jobcast}` hash tag (one Cluster slot).
 
 use super::RedisStore;
-use crate::job::JobId;
+use crate::job::{JobId, Priority};
 use crate::store::listing::HeadPage;
 use crate::store::{StoreError, WorkQueue};
 use redis::AsyncCommands;
 use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
-/// The work queue (a list, oldest at the right).
-pub const QUEUE_KEY: &str = "{jobcast}:queue";
+/// The work queue: a sorted set of job ids scored by priority band plus arrival (see
+/// [`Priority::band`]), claimed lowest score first.
+pub const QUEUE_KEY: &str = "{jobcast}:queued";
+/// The list versions before priorities queued on (oldest at the right); claims drain it.
+pub const LEGACY_QUEUE_KEY: &str = "{jobcast}:queue";
+/// The counter that numbers arrivals on the queue, for first come first served in a priority.
+pub const ARRIVALS_KEY: &str = "{jobcast}:arrivals";
 /// Running jobs, scored by lease deadline in milliseconds since the epoch (Redis's clock).
 pub const LEASES_KEY: &str = "{jobcast}:leases";
 /// Held by the instance that sweeps expired leases this interval.
@@ -22,8 +27,16 @@ fn millis(duration: Duration) -> u64 {
 }
 
 impl WorkQueue for RedisStore {
-    async fn enqueue(&self, id: JobId) -> Result<(), StoreError> {
-        let _: () = self.connection().lpush(QUEUE_KEY, id.to_string()).await?;
+    async fn enqueue(&self, id: JobId, priority: Priority) -> Result<(), StoreError> {
+        let _: i64 = self
+            .scripts
+            .enqueue
+            .key(QUEUE_KEY)
+            .key(ARRIVALS_KEY)
+            .arg(id.to_string())
+            .arg(priority.band())
+            .invoke_async(&mut self.connection())
+            .await?;
         Ok(())
     }
 
@@ -33,7 +46,10 @@ impl WorkQueue for RedisStore {
             .claim
             .key(QUEUE_KEY)
             .key(LEASES_KEY)
+            .key(LEGACY_QUEUE_KEY)
+            .key(ARRIVALS_KEY)
             .arg(millis(lease))
+            .arg(Priority::default().band())
             .invoke_async(&mut self.connection())
             .await?;
         // An entry that is not a job id was not put there by us; drop it rather than loop on it.
@@ -73,14 +89,16 @@ impl WorkQueue for RedisStore {
     }
 
     async fn queued_len(&self) -> Result<usize, StoreError> {
-        Ok(self.connection().llen(QUEUE_KEY).await?)
+        Ok(self.connection().zcard(QUEUE_KEY).await?)
     }
 
     async fn work_in_hand(&self) -> Result<HashSet<JobId>, StoreError> {
         let mut connection = self.connection();
-        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
+        // An older version's list first: a claim moves its jobs to the queue, then the leases.
+        let legacy: Vec<String> = connection.lrange(LEGACY_QUEUE_KEY, 0, -1).await?;
+        let queued: Vec<String> = connection.zrange(QUEUE_KEY, 0, -1).await?;
         let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
-        let ids = queued.iter().chain(&leased);
+        let ids = legacy.iter().chain(&queued).chain(&leased);
         Ok(ids.filter_map(|id| id.parse().ok()).collect())
     }
 
@@ -99,7 +117,7 @@ impl WorkQueue for RedisStore {
         }
         let mut pipeline = redis::pipe();
         for id in &orphans {
-            pipeline.lrem(QUEUE_KEY, 0, id).zrem(LEASES_KEY, id);
+            pipeline.zrem(QUEUE_KEY, id).zrem(LEASES_KEY, id);
         }
         let removed: Vec<usize> = pipeline.query_async(&mut self.connection()).await?;
         Ok(removed.iter().sum())
@@ -123,7 +141,7 @@ impl RedisStore {
     /// Queue and lease entries whose job key no longer exists.
     async fn orphaned_entries(&self) -> Result<Vec<String>, StoreError> {
         let mut connection = self.connection();
-        let queued: Vec<String> = connection.lrange(QUEUE_KEY, 0, -1).await?;
+        let queued: Vec<String> = connection.zrange(QUEUE_KEY, 0, -1).await?;
         let leased: Vec<String> = connection.zrange(LEASES_KEY, 0, -1).await?;
         let ids: Vec<String> = queued
             .into_iter()

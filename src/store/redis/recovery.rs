@@ -1,9 +1,9 @@
 //! What the Redis backend does to come back from an outage: detect lost data, write jobs back.
 
 use super::RedisStore;
-use super::queue::{LEASES_KEY, QUEUE_KEY};
-use crate::job::{Job, JobId, Timestamp};
-use crate::store::StoreError;
+use super::queue::LEASES_KEY;
+use crate::job::{Job, JobId, Priority, Timestamp};
+use crate::store::{StoreError, WorkQueue};
 use redis::AsyncCommands;
 use std::time::Duration;
 
@@ -85,21 +85,22 @@ impl RedisStore {
         Err(StoreError::Contended)
     }
 
-    /// Puts jobs queued or leased in memory back on the Redis queue and leases.
+    /// Puts jobs queued (with their priorities, in claim order) or leased in memory back on the
+    /// Redis queue and leases.
     pub async fn restore_work(
         &self,
-        queued: &[JobId],
+        queued: &[(JobId, Priority)],
         leased: &[JobId],
         lease: Duration,
     ) -> Result<(), StoreError> {
-        if queued.is_empty() && leased.is_empty() {
+        for &(id, priority) in queued {
+            self.enqueue(id, priority).await?;
+        }
+        if leased.is_empty() {
             return Ok(());
         }
-        let mut pipeline = redis::pipe();
-        for id in queued {
-            pipeline.rpush(QUEUE_KEY, id.to_string()).ignore();
-        }
         let deadline = Timestamp::now().0.timestamp_millis() + lease.as_millis() as i64;
+        let mut pipeline = redis::pipe();
         for id in leased {
             pipeline.zadd(LEASES_KEY, id.to_string(), deadline).ignore();
         }

@@ -2,10 +2,13 @@
 -- with its TTL and publishes the new state. Mirrors the rules of src/job/change.rs.
 --
 -- KEYS[1]  the job key (job:<uuid>); the job's channel has the same name
--- ARGV     op (start|progress|complete|fail|cancel|requeue), now, ttl_secs, expires_at, progress
---          (max attempts for requeue), step ('' keeps the current one for progress),
---          payload (result JSON for complete, error text for fail, reason for cancel and requeue),
---          fence ('' = none: a fenced change needs status processing and that attempt)
+-- KEYS[2]  for op priority only: the queue (see claim.lua), where a queued job is re-scored
+-- ARGV     op (start|progress|complete|fail|cancel|requeue|priority), now, ttl_secs,
+--          expires_at, progress (max attempts for requeue, the new priority for priority),
+--          step ('' keeps the current one for progress; the new priority's band for priority),
+--          payload (result JSON for complete, error text for fail, reason for cancel and requeue,
+--          the arrivals per band for priority), fence ('' = none: a fenced change needs status
+--          processing and that attempt)
 --
 -- The stored document is laid out as {<scalars>,"input":<json>,"result":<json>} with "result"
 -- null until the job is terminal (see Job in src/job/mod.rs). Only the scalar part is decoded:
@@ -75,12 +78,27 @@ elseif op == 'requeue' then
   else
     job.current_step = 'Interrupted (' .. payload .. '); waiting to resume'
   end
+elseif op == 'priority' then
+  if job.status ~= 'pending' then
+    return {'rejected', 'already_started'}
+  end
+  -- A job stored before priorities existed has none: DEFAULT_PRIORITY in src/job/priority.rs.
+  if (job.priority or 0) == progress then
+    return {'unchanged', raw}
+  end
+  job.priority = progress
+  local id = string.sub(KEYS[1], 5)
+  local score = redis.call('ZSCORE', KEYS[2], id)
+  if score then
+    local arrival = tonumber(score) % tonumber(payload)
+    redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', tonumber(step) + arrival), id)
+  end
 else
   return redis.error_reply('ERR unknown op ' .. tostring(op))
 end
 local next_status = {
   start = 'processing', progress = 'processing', complete = 'completed', fail = 'failed',
-  cancel = 'cancelled', requeue = 'pending',
+  cancel = 'cancelled', requeue = 'pending', priority = 'pending',
 }
 job.status = next_status[op]
 job.seq = job.seq + 1

@@ -15,12 +15,13 @@ pub const SEED_FIELDS: [&str; 8] = [
 ];
 
 /// The fields a job has beyond the seed's (`superseded` only after a merge, so not here).
-pub const NEW_FIELDS: [&str; 6] = [
+pub const NEW_FIELDS: [&str; 7] = [
     "seq",
     "updated_at",
     "expires_at",
     "kind",
     "attempt",
+    "priority",
     "input",
 ];
 
@@ -71,6 +72,8 @@ pub fn check_job(job: &Value, expected: &Expected) {
         "{job}"
     );
     assert!(job["attempt"].is_u64(), "attempt is an integer: {job}");
+    let priority = job["priority"].as_u64().expect("priority is an integer");
+    assert!(priority <= 9, "{job}");
     check_times(job, expected);
     check_outcome(job, expected.status);
     assert_eq!(job["input"], expected.input, "{job}");

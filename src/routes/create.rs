@@ -1,0 +1,215 @@
+//! Creating jobs: the seed's `POST /api/v4/deep-research` and `POST /api/v4/jobs` for any kind,
+//! both storing the job, queueing the kinds this server runs, and answering its control token.
+
+use super::jobs::{etag, validate_payload};
+use super::quota::CreateQuota;
+use super::responses::{CreateFailures, ResearchFailures};
+use super::shapes::{CreatedJob, ResearchRequest};
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::job::{DEEP_RESEARCH_KIND, Job, MAX_PRIORITY, Priority, Timestamp};
+use crate::research::ResearchInput;
+use crate::state::AppState;
+use crate::store::{JobStore, WorkQueue};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The longest `kind`, in characters.
+pub const MAX_KIND_CHARS: usize = 64;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_deep_research))
+        .routes(routes!(create_job))
+}
+
+/// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
+#[utoipa::path(
+    post,
+    path = "/api/v4/deep-research",
+    tag = "jobs",
+    summary = "Start a deep-research job (run by this server's workers)",
+    description = "Stores a pending job and queues it at its `priority`; built-in workers run it \
+        and report its progress. Unauthenticated (limited per client by `CREATE_RATE_PER_MIN`), \
+        except that a `priority` above 0 is the admin's to give.",
+    request_body = ResearchRequest,
+    responses(
+        (status = 200, description = "The new pending job.", body = CreatedJob,
+            headers(("etag" = String, description = "`\"<seq>\"`"))),
+        ResearchFailures,
+    ),
+)]
+async fn create_deep_research(
+    admin: Result<Admin, ApiError>,
+    _: CreateQuota,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let input = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
+    let priority = research_priority(&body)?;
+    if priority != Priority::default() {
+        admin?;
+    }
+    let job = create_and_queue(&state, DEEP_RESEARCH_KIND, raw_json(&input), priority).await?;
+    Ok(created_response(&state, &job, StatusCode::OK))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct NewJob {
+    /// 1 to `MAX_KIND_CHARS` (64) letters, digits, `-`, `_` or `.`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", example = "external")]
+    kind: String,
+    /// Any JSON, stored verbatim (`{}` when absent); for `deep-research`, what
+    /// `POST /api/v4/deep-research` takes.
+    #[schema(value_type = Option<serde_json::Value>)]
+    input: Option<Box<RawValue>>,
+    /// Where a queued job goes in the queue (only `deep-research` jobs are queued here).
+    #[schema(value_type = Option<Priority>)]
+    priority: Option<i64>,
+}
+
+/// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
+#[utoipa::path(
+    post,
+    path = "/api/v4/jobs",
+    tag = "jobs",
+    summary = "Create a job of any kind",
+    description = "Only `deep-research` is queued for this server's workers; a job of another \
+        kind waits for its progress to be reported through the admin endpoints.",
+    request_body = NewJob,
+    responses(
+        (status = 201, description = "The new pending job.", body = CreatedJob, headers(
+            ("location" = String, description = "`/api/v4/job/{job_id}`"),
+            ("etag" = String, description = "`\"<seq>\"`"),
+        )),
+        CreateFailures,
+    ),
+    security(("admin_token" = []), ("session_cookie" = [])),
+)]
+async fn create_job(
+    _: Admin,
+    _: CreateQuota,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<NewJob>,
+) -> Result<Response, ApiError> {
+    validate_kind(&request.kind)?;
+    let priority = priority_from(request.priority)?;
+    let input = request
+        .input
+        .unwrap_or_else(|| raw_json(&serde_json::json!({})));
+    validate_payload("input", &input)?;
+    let input = if request.kind == DEEP_RESEARCH_KIND {
+        let body: Value = serde_json::from_str(input.get())
+            .map_err(|_| ApiError::invalid("input is not JSON"))?;
+        let research = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
+        raw_json(&research)
+    } else {
+        input
+    };
+    let job = create_and_queue(&state, &request.kind, input, priority).await?;
+    let mut response = created_response(&state, &job, StatusCode::CREATED);
+    let location = format!("/api/v4/job/{}", job.job_id);
+    response.headers_mut().insert(
+        header::LOCATION,
+        location.parse().expect("a path is a valid header"),
+    );
+    Ok(response)
+}
+
+/// Stores a new job and, for kinds the built-in workers run, queues it at `priority` and wakes a
+/// local worker.
+async fn create_and_queue(
+    state: &AppState,
+    kind: &str,
+    input: Box<RawValue>,
+    priority: Priority,
+) -> Result<Job, ApiError> {
+    if kind == DEEP_RESEARCH_KIND {
+        refuse_when_queue_full(state).await?;
+    }
+    let mut job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
+    job.priority = priority;
+    state.store.create(&job).await?;
+    state.metrics.jobs().created(kind);
+    if kind == DEEP_RESEARCH_KIND {
+        state.store.enqueue(job.job_id, priority).await?;
+        state.work_queued.notify_one();
+    }
+    tracing::info!(job_id = %job.job_id, kind, "job created");
+    Ok(job)
+}
+
+/// 503 when `MAX_QUEUED_JOBS` jobs already wait, before anything is stored. The length is read,
+/// then the job pushed: concurrent creates may overshoot the cap by as many as run at once.
+async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
+    let queued = state.store.queued_len().await?;
+    let cap = state.config.max_queued_jobs;
+    if u64::try_from(queued).unwrap_or(u64::MAX) >= cap {
+        return Err(ApiError::QueueFull { cap });
+    }
+    Ok(())
+}
+
+/// The `priority` a create asks for: absent or null is the default; otherwise 0 to 9.
+fn priority_from(requested: Option<i64>) -> Result<Priority, ApiError> {
+    match requested {
+        None => Ok(Priority::default()),
+        Some(value) => Priority::new(value).ok_or_else(priority_out_of_range),
+    }
+}
+
+/// The `priority` of a `POST /api/v4/deep-research` body (read as [`priority_from`] does).
+fn research_priority(body: &Value) -> Result<Priority, ApiError> {
+    match body.get("priority") {
+        None | Some(Value::Null) => Ok(Priority::default()),
+        Some(value) => value
+            .as_i64()
+            .and_then(Priority::new)
+            .ok_or_else(priority_out_of_range),
+    }
+}
+
+fn priority_out_of_range() -> ApiError {
+    ApiError::invalid(format!(
+        "priority must be an integer from 0 to {MAX_PRIORITY}"
+    ))
+}
+
+fn validate_kind(kind: &str) -> Result<(), ApiError> {
+    let valid = !kind.is_empty()
+        && kind.len() <= MAX_KIND_CHARS
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    valid.then_some(()).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "kind must be 1 to {MAX_KIND_CHARS} characters of letters, digits, '-', '_' or '.'"
+        ))
+    })
+}
+
+fn raw_json(value: &impl serde::Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("serialisable input")
+}
+
+/// A new job, with its `control_token` (in this answer only: see [`crate::control_token`]).
+fn created_response(state: &AppState, job: &Job, status: StatusCode) -> Response {
+    let token = state.control_tokens.for_job(job.job_id);
+    let mut json = job.to_json();
+    json.pop(); // the closing brace
+    json.push_str(&format!(r#","control_token":"{token}"}}"#));
+    let headers = [
+        (header::CONTENT_TYPE, "application/json".to_owned()),
+        (header::ETAG, etag(job.seq)),
+        (header::CACHE_CONTROL, "no-store".to_owned()),
+    ];
+    (status, headers, json).into_response()
+}
