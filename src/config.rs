@@ -61,6 +61,11 @@ pub struct Config {
     #[arg(long, env = "JOB_TTL_SECS", value_name = "JOB_TTL_SECS", default_value_t = 86_400,
         value_parser = clap::value_parser!(u64).range(1..=MAX_JOB_TTL_SECS))]
     pub job_ttl_secs: u64,
+    /// How long a create's `Idempotency-Key` names the job it created, in seconds: a retry with
+    /// the key within this time gets that job instead of a new one.
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS", value_name = "IDEMPOTENCY_TTL_SECS",
+        default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_JOB_TTL_SECS))]
+    pub idempotency_ttl_secs: u64,
     /// Bearer token for the admin and progress-reporting endpoints. Unset: loopback clients only.
     #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
         value_parser = Secret::parse)]

@@ -12,7 +12,8 @@
 //! - [`request_id`]: the `x-request-id` of every response and the span of its log lines.
 //! - [`cors`]: which browser origins may read the answers (`CORS_ALLOWED_ORIGINS`).
 //! - [`config`]: every setting and its value enums; [`telemetry`]: structured logs.
-//! - [`control_token`]: what a job's creator presents to cancel it.
+//! - [`control_token`]: what a job's creator presents to cancel it; [`idempotency`]: the
+//!   `Idempotency-Key` that makes a create safe to retry.
 //! - [`metrics`]: the figures operators watch (`GET /metrics`), one registry per application.
 //! - [`store`]: the `JobStore` and `WorkQueue` traits, their Redis and memory backends, failover.
 //! - [`sink`]: a direct stream's socket, written by the publisher of a change (io_uring or send).
@@ -48,6 +49,7 @@ pub mod error;
 pub mod extract;
 pub mod follow;
 pub mod hub;
+pub mod idempotency;
 pub mod job;
 pub mod metrics;
 pub mod pubsub;

@@ -2,25 +2,29 @@
 //! both storing the job, queueing the kinds this server runs, and answering its control token.
 
 use super::jobs::{etag, validate_payload};
-use super::quota::CreateQuota;
+use super::quota::{Client, CreateQuota};
 use super::responses::{CreateFailures, ResearchFailures};
 use super::shapes::{CreatedJob, ResearchRequest};
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::job::{DEEP_RESEARCH_KIND, Job, MAX_PRIORITY, Priority, Timestamp};
+use crate::idempotency::{Creation, IdempotencyKey};
+use crate::job::{DEEP_RESEARCH_KIND, Job, JobId, MAX_PRIORITY, Priority, Timestamp};
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+/// The header that marks the answer to a retried create, as Stripe names it.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// The longest `kind`, in characters.
 pub const MAX_KIND_CHARS: usize = 64;
@@ -29,6 +33,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_deep_research))
         .routes(routes!(create_job))
+}
+
+/// The `Idempotency-Key` both create endpoints take, for the API document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // a description: the handlers read the header themselves
+struct IdempotencyHeader {
+    /// Makes the create safe to retry: a retry with the same key (from the same client, within
+    /// `IDEMPOTENCY_TTL_SECS`, 24 h by default) answers the job the first request created,
+    /// with the same status, instead of creating another. 1 to 255 visible ASCII characters.
+    #[param(rename = "idempotency-key", example = "order-8e03978e")]
+    idempotency_key: Option<String>,
 }
 
 /// `POST /api/v4/deep-research`: the seed's endpoint, answering 200 with the pending job.
@@ -40,26 +56,43 @@ pub fn routes() -> OpenApiRouter<AppState> {
     description = "Stores a pending job and queues it at its `priority`; built-in workers run it \
         and report its progress. Unauthenticated (limited per client by `CREATE_RATE_PER_MIN`), \
         except that a `priority` above 0 is the admin's to give.",
+    params(IdempotencyHeader),
     request_body = ResearchRequest,
     responses(
-        (status = 200, description = "The new pending job.", body = CreatedJob,
-            headers(("etag" = String, description = "`\"<seq>\"`"))),
+        (status = 200, description = "The new pending job (or, for a retry with the same \
+            `Idempotency-Key`, the job the first request made, as it is now).", body = CreatedJob,
+            headers(
+                ("etag" = String, description = "`\"<seq>\"`"),
+                ("idempotent-replayed" = String, description = "`true` on the answer to a retry."),
+            )),
         ResearchFailures,
     ),
 )]
 async fn create_deep_research(
     admin: Result<Admin, ApiError>,
     _: CreateQuota,
+    Client(client): Client,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let input = ResearchInput::from_request(&body).map_err(ApiError::invalid)?;
-    let priority = research_priority(&body)?;
-    if priority != Priority::default() {
+    let asked = Asked {
+        kind: DEEP_RESEARCH_KIND.into(),
+        input: raw_json(&input),
+        priority: research_priority(&body)?,
+    };
+    // Retries are matched per client: the admin, or else the client's address.
+    let scope = match admin {
+        Ok(Admin) => "admin".to_owned(),
+        Err(_) => format!("client {}", client.ip),
+    };
+    if asked.priority != Priority::default() {
         admin?;
     }
-    let job = create_and_queue(&state, DEEP_RESEARCH_KIND, raw_json(&input), priority).await?;
-    Ok(created_response(&state, &job, StatusCode::OK))
+    let key = asked.idempotency_key(&state, &headers, &scope, "deep-research")?;
+    let created = create_and_queue(&state, &asked, key.as_ref()).await?;
+    Ok(created_response(&state, &created, StatusCode::OK))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -84,12 +117,16 @@ struct NewJob {
     summary = "Create a job of any kind",
     description = "Only `deep-research` is queued for this server's workers; a job of another \
         kind waits for its progress to be reported through the admin endpoints.",
+    params(IdempotencyHeader),
     request_body = NewJob,
     responses(
-        (status = 201, description = "The new pending job.", body = CreatedJob, headers(
-            ("location" = String, description = "`/api/v4/job/{job_id}`"),
-            ("etag" = String, description = "`\"<seq>\"`"),
-        )),
+        (status = 201, description = "The new pending job (or, for a retry with the same \
+            `Idempotency-Key`, the job the first request made, as it is now).", body = CreatedJob,
+            headers(
+                ("location" = String, description = "`/api/v4/job/{job_id}`"),
+                ("etag" = String, description = "`\"<seq>\"`"),
+                ("idempotent-replayed" = String, description = "`true` on the answer to a retry."),
+            )),
         CreateFailures,
     ),
     security(("admin_token" = []), ("session_cookie" = [])),
@@ -98,6 +135,7 @@ async fn create_job(
     _: Admin,
     _: CreateQuota,
     State(state): State<AppState>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<NewJob>,
 ) -> Result<Response, ApiError> {
     validate_kind(&request.kind)?;
@@ -114,9 +152,15 @@ async fn create_job(
     } else {
         input
     };
-    let job = create_and_queue(&state, &request.kind, input, priority).await?;
-    let mut response = created_response(&state, &job, StatusCode::CREATED);
-    let location = format!("/api/v4/job/{}", job.job_id);
+    let asked = Asked {
+        kind: request.kind,
+        input,
+        priority,
+    };
+    let key = asked.idempotency_key(&state, &headers, "admin", "jobs")?;
+    let created = create_and_queue(&state, &asked, key.as_ref()).await?;
+    let mut response = created_response(&state, &created, StatusCode::CREATED);
+    let location = format!("/api/v4/job/{}", created.job.job_id);
     response.headers_mut().insert(
         header::LOCATION,
         location.parse().expect("a path is a valid header"),
@@ -124,27 +168,90 @@ async fn create_job(
     Ok(response)
 }
 
-/// Stores a new job and, for kinds the built-in workers run, queues it at `priority` and wakes a
-/// local worker.
-async fn create_and_queue(
-    state: &AppState,
-    kind: &str,
+/// What a create asks for, read and checked.
+struct Asked {
+    kind: String,
     input: Box<RawValue>,
     priority: Priority,
-) -> Result<Job, ApiError> {
+}
+
+impl Asked {
+    /// The request's `Idempotency-Key`, kept per `scope`, for this request to `endpoint`.
+    fn idempotency_key(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        scope: &str,
+        endpoint: &str,
+    ) -> Result<Option<IdempotencyKey>, ApiError> {
+        let priority = self.priority.to_string();
+        let request = [endpoint, &self.kind, &priority, self.input.get()];
+        let ttl_secs = state.config.idempotency_ttl_secs;
+        IdempotencyKey::from_headers(headers, scope, &request, ttl_secs)
+            .map_err(ApiError::bad_request)
+    }
+}
+
+/// A job a create answers: made now, or by an earlier request with the same idempotency key.
+struct Created {
+    job: Job,
+    replayed: bool,
+}
+
+/// Stores a new job and, for kinds the built-in workers run, queues it at its priority and wakes
+/// a local worker; with an idempotency key a create made before answers its job instead.
+async fn create_and_queue(
+    state: &AppState,
+    asked: &Asked,
+    key: Option<&IdempotencyKey>,
+) -> Result<Created, ApiError> {
+    let kind = asked.kind.as_str();
     if kind == DEEP_RESEARCH_KIND {
         refuse_when_queue_full(state).await?;
     }
-    let mut job = Job::new(kind, input, Timestamp::now(), state.config.job_ttl_secs);
-    job.priority = priority;
-    state.store.create(&job).await?;
+    let ttl_secs = state.config.job_ttl_secs;
+    let mut job = Job::new(kind, asked.input.clone(), Timestamp::now(), ttl_secs);
+    job.priority = asked.priority;
+    let creation = match key {
+        Some(key) => state.store.create_once(&job, key).await?,
+        None => state.store.create(&job).await.map(|()| Creation::Created)?,
+    };
+    match creation {
+        Creation::Created => {}
+        Creation::Replayed(id) => return replayed(state, id).await,
+        Creation::KeyReused => {
+            return Err(ApiError::invalid(
+                "this Idempotency-Key was used for a different request (another body or \
+                 endpoint) within IDEMPOTENCY_TTL_SECS",
+            ));
+        }
+    }
     state.metrics.jobs().created(kind);
     if kind == DEEP_RESEARCH_KIND {
-        state.store.enqueue(job.job_id, priority).await?;
+        state.store.enqueue(job.job_id, job.priority).await?;
         state.work_queued.notify_one();
     }
     tracing::info!(job_id = %job.job_id, kind, "job created");
-    Ok(job)
+    Ok(Created {
+        job,
+        replayed: false,
+    })
+}
+
+/// The job an earlier create with the same idempotency key made, as it is now.
+async fn replayed(state: &AppState, id: JobId) -> Result<Created, ApiError> {
+    let job = state.store.get(id).await?.ok_or_else(|| {
+        ApiError::Conflict(
+            "the job this Idempotency-Key created has expired (JOB_TTL_SECS is shorter than \
+             IDEMPOTENCY_TTL_SECS)"
+                .into(),
+        )
+    })?;
+    tracing::info!(job_id = %id, "create replayed by its idempotency key");
+    Ok(Created {
+        job,
+        replayed: true,
+    })
 }
 
 /// 503 when `MAX_QUEUED_JOBS` jobs already wait, before anything is stored. The length is read,
@@ -201,7 +308,8 @@ fn raw_json(value: &impl serde::Serialize) -> Box<RawValue> {
 }
 
 /// A new job, with its `control_token` (in this answer only: see [`crate::control_token`]).
-fn created_response(state: &AppState, job: &Job, status: StatusCode) -> Response {
+fn created_response(state: &AppState, created: &Created, status: StatusCode) -> Response {
+    let job = &created.job;
     let token = state.control_tokens.for_job(job.job_id);
     let mut json = job.to_json();
     json.pop(); // the closing brace
@@ -211,5 +319,10 @@ fn created_response(state: &AppState, job: &Job, status: StatusCode) -> Response
         (header::ETAG, etag(job.seq)),
         (header::CACHE_CONTROL, "no-store".to_owned()),
     ];
-    (status, headers, json).into_response()
+    let mut response = (status, headers, json).into_response();
+    if created.replayed {
+        let replayed = HeaderValue::from_static("true");
+        response.headers_mut().insert(IDEMPOTENT_REPLAYED, replayed);
+    }
+    response
 }

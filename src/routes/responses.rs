@@ -52,6 +52,23 @@ pub const PRIORITY_RIGHTS: &[Cause] = &[
     ),
 ];
 
+/// A create's `Idempotency-Key`.
+pub const IDEMPOTENCY: &[Cause] = &[
+    (
+        400,
+        "`Idempotency-Key` is not 1 to 255 visible ASCII characters.",
+    ),
+    (
+        409,
+        "The job an earlier create with this `Idempotency-Key` made has expired.",
+    ),
+    (
+        422,
+        "This client used the `Idempotency-Key` for a different request (another body or \
+         endpoint) within `IDEMPOTENCY_TTL_SECS`; nothing is stored.",
+    ),
+];
+
 /// A cancel's optional body.
 pub const CANCEL_BODY: &[Cause] = &[
     (413, "The body is larger than `MAX_BODY_BYTES`."),
@@ -189,9 +206,9 @@ macro_rules! failures {
 
 failures! {
     /// `POST /api/v4/deep-research`.
-    ResearchFailures = [PRIORITY_RIGHTS, CREATE_LIMIT, JSON_BODY, QUEUE, STORE];
+    ResearchFailures = [PRIORITY_RIGHTS, CREATE_LIMIT, JSON_BODY, IDEMPOTENCY, QUEUE, STORE];
     /// `POST /api/v4/jobs`.
-    CreateFailures = [ADMIN, CREATE_LIMIT, JSON_BODY, QUEUE, STORE];
+    CreateFailures = [ADMIN, CREATE_LIMIT, JSON_BODY, IDEMPOTENCY, QUEUE, STORE];
     /// `GET /api/v4/job/{job_id}`.
     ReadFailures = [JOB_PATH, QUERY, QUERY_VALUE, STREAM_LIMIT, STORE];
     /// `POST /api/v4/job/{job_id}/{progress,complete,fail,priority}`.

@@ -13,6 +13,7 @@ pub use self::redis::{
     RedisHealth, RedisStore,
 };
 
+use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, Job, JobId, Priority, Rejection};
 use listing::{HeadPage, JobPage, ListQuery};
 use serde::Serialize;
@@ -71,6 +72,14 @@ pub enum BackendKind {
 pub trait JobStore {
     /// Stores a new job and publishes it.
     fn create(&self, job: &Job) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// [`JobStore::create`] unless a create with `key` came first: then nothing is stored, and
+    /// the answer says which job that create made (or that it asked for something else). The
+    /// key's record is stored in the same atomic step as the job.
+    fn create_once(
+        &self,
+        job: &Job,
+        key: &IdempotencyKey,
+    ) -> impl Future<Output = Result<Creation, StoreError>> + Send;
     /// The job, unless it does not exist or has expired.
     fn get(&self, id: JobId) -> impl Future<Output = Result<Option<Job>, StoreError>> + Send;
     /// Applies `change` atomically; returns the job as it now is.

@@ -1,6 +1,7 @@
 //! Every store call of the failover store, sent to Redis, or to memory while Redis is away.
 
 use super::Store;
+use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, Job, JobId, Priority};
 use crate::store::listing::{HeadPage, JobPage, ListQuery};
 use crate::store::{JobStore, StoreError, WorkQueue};
@@ -20,6 +21,27 @@ impl JobStore for Store {
                 memory.create(job).await?;
                 self.mark_dirty(job.job_id);
                 Ok(())
+            },
+        )
+        .await
+    }
+
+    async fn create_once(&self, job: &Job, key: &IdempotencyKey) -> Result<Creation, StoreError> {
+        let memory = &self.shared.memory;
+        self.route(
+            async |redis| {
+                let creation = redis.create_once(job, key).await?;
+                if creation == Creation::Created {
+                    memory.mirror(job);
+                }
+                Ok(creation)
+            },
+            async |memory| {
+                let creation = memory.create_once(job, key).await?;
+                if creation == Creation::Created {
+                    self.mark_dirty(job.job_id);
+                }
+                Ok(creation)
             },
         )
         .await

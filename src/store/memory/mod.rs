@@ -15,6 +15,7 @@ mod tests;
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, Publisher, StoreError};
+use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp};
 use bytes::Bytes;
 use ready::Ready;
@@ -75,6 +76,8 @@ struct State {
     touches: u64,
     /// The sum of the [`footprint`]s of `jobs`.
     bytes: usize,
+    /// Idempotency records (see [`IdempotencyKey`]): what each holds, and when it expires.
+    idempotency: HashMap<String, (String, Instant)>,
 }
 
 struct StoredJob {
@@ -227,6 +230,16 @@ impl MemoryStore {
         self.lock().leases.keys().copied().collect()
     }
 
+    /// Stores a new job, room permitting (see [`MemoryStore::new`]).
+    fn create_locked(&self, state: &mut State, job: &Job) -> Result<(), StoreError> {
+        state.evict_down_to(self.shared.max_bytes.saturating_sub(footprint(job)));
+        if state.bytes + footprint(job) > self.shared.max_bytes {
+            return Err(StoreError::Full);
+        }
+        self.store_and_publish(state, job.clone());
+        Ok(())
+    }
+
     fn store_and_publish(&self, state: &mut State, job: Job) {
         self.shared.publisher.publish_job(&job);
         state.insert(job, Instant::now() + self.shared.ttl, false);
@@ -310,13 +323,24 @@ impl State {
 
 impl JobStore for MemoryStore {
     async fn create(&self, job: &Job) -> Result<(), StoreError> {
+        self.create_locked(&mut self.lock(), job)
+    }
+
+    async fn create_once(&self, job: &Job, key: &IdempotencyKey) -> Result<Creation, StoreError> {
         let mut state = self.lock();
-        state.evict_down_to(self.shared.max_bytes.saturating_sub(footprint(job)));
-        if state.bytes + footprint(job) > self.shared.max_bytes {
-            return Err(StoreError::Full);
+        let now = Instant::now();
+        if let Some((held, _)) = state
+            .idempotency
+            .get(&key.record)
+            .filter(|(_, expires)| *expires > now)
+        {
+            return Ok(key.replay(held));
         }
-        self.store_and_publish(&mut state, job.clone());
-        Ok(())
+        self.create_locked(&mut state, job)?;
+        let expires = now + Duration::from_secs(key.ttl_secs);
+        let record = (key.record_value(job.job_id), expires);
+        state.idempotency.insert(key.record.clone(), record);
+        Ok(Creation::Created)
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
@@ -360,6 +384,7 @@ impl MemoryStore {
             state.remove(id);
             purged += 1;
         }
+        state.idempotency.retain(|_, (_, expires)| *expires > now);
         purged
     }
 

@@ -13,6 +13,7 @@ pub use sessions::REVOKED_SESSION_PREFIX;
 
 use super::listing::{JobPage, ListQuery};
 use super::{JobStore, StoreError};
+use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{ARRIVALS_PER_BAND, Change, Job, JobEvent, JobId, Rejection, Timestamp, payload};
 use crate::metrics::Metrics;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -288,6 +289,27 @@ impl JobStore for RedisStore {
             .invoke_async(&mut connection)
             .await?;
         self.index(job).await
+    }
+
+    async fn create_once(&self, job: &Job, key: &IdempotencyKey) -> Result<Creation, StoreError> {
+        let reply: ::redis::Value = self
+            .scripts
+            .create
+            .key(job.job_id.key())
+            .key(&key.record)
+            .arg(job.to_json())
+            .arg(self.ttl_secs)
+            .arg(key.record_value(job.job_id))
+            .arg(key.ttl_secs)
+            .invoke_async(&mut self.connection())
+            .await?;
+        match reply {
+            ::redis::Value::BulkString(held) => Ok(key.replay(&String::from_utf8_lossy(&held))),
+            _ => {
+                self.index(job).await?;
+                Ok(Creation::Created)
+            }
+        }
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
