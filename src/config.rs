@@ -66,6 +66,11 @@ pub struct Config {
     #[arg(long, env = "IDEMPOTENCY_TTL_SECS", value_name = "IDEMPOTENCY_TTL_SECS",
         default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(1..=MAX_JOB_TTL_SECS))]
     pub idempotency_ttl_secs: u64,
+    /// How long a finished job's compact record stays in the history after the job itself
+    /// expires, in days; 0 keeps no history.
+    #[arg(long, env = "HISTORY_RETENTION_DAYS", value_name = "HISTORY_RETENTION_DAYS",
+        default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3650))]
+    pub history_retention_days: u64,
     /// Bearer token for the admin and progress-reporting endpoints. Unset: loopback clients only.
     #[arg(long, env = "ADMIN_TOKEN", value_name = "ADMIN_TOKEN", hide_env_values = true,
         value_parser = Secret::parse)]

@@ -1,7 +1,7 @@
 //! The one error type of the HTTP layer, mapped once to a status code and a `{"detail": ...}` body.
 
 use crate::follow::FollowError;
-use crate::job::Rejection;
+use crate::job::{HistoryRecord, Rejection};
 use crate::rate_limit::{Limit, Refused};
 use crate::store::StoreError;
 use axum::Json;
@@ -26,6 +26,9 @@ pub struct Detail {
 pub enum ApiError {
     #[error("Job not found")]
     JobNotFound,
+    /// The job has expired, but its history record is still kept: answered 410 with it.
+    #[error("Job expired: its record from the history is in `history`")]
+    JobExpired(Box<HistoryRecord>),
     #[error("{detail}")]
     BadInput { status: StatusCode, detail: String },
     #[error("{0}")]
@@ -96,6 +99,7 @@ impl ApiError {
             Self::JobNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::BadInput { status, .. } => *status,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::JobExpired(_) => StatusCode::GONE,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -204,6 +208,10 @@ impl IntoResponse for ApiError {
         match self {
             Self::Unauthorized => {
                 (status, [(header::WWW_AUTHENTICATE, "Bearer")], body).into_response()
+            }
+            Self::JobExpired(record) => {
+                let body = serde_json::json!({"detail": body.0.detail, "history": record});
+                (status, Json(body)).into_response()
             }
             _ => (status, body).into_response(),
         }

@@ -70,9 +70,11 @@ impl App {
             manager_config,
             config.job_ttl_secs,
             metrics.clone(),
-        )?;
+        )?
+        .keeping_history(config.history_retention_days > 0);
         let max_bytes = usize::try_from(config.memory_store_max_bytes).unwrap_or(usize::MAX);
-        let memory = MemoryStore::new(Arc::new(hub.clone()), config.job_ttl_secs, max_bytes);
+        let memory = MemoryStore::new(Arc::new(hub.clone()), config.job_ttl_secs, max_bytes)
+            .keeping_history(config.history_retention_days > 0);
         let store = Store::start(
             redis,
             memory,

@@ -3,6 +3,7 @@
 
 mod change;
 pub mod event;
+mod history;
 mod merge;
 pub mod payload;
 mod priority;
@@ -11,6 +12,7 @@ pub mod wire;
 
 pub use change::{Change, Outcome, Rejection};
 pub use event::{EventFields, Frame, FrameKind, Frames, JobEvent};
+pub use history::HistoryRecord;
 pub use merge::Superseded;
 pub use priority::{ARRIVALS_PER_BAND, DEFAULT_PRIORITY, MAX_PRIORITY, Priority};
 pub use timestamp::Timestamp;
@@ -33,6 +35,11 @@ impl JobId {
     /// A fresh random id.
     pub fn new() -> Self {
         Self(Uuid::new_v4())
+    }
+
+    /// The greatest id: the end of a range of ids.
+    pub fn max() -> Self {
+        Self(Uuid::max())
     }
 
     /// The Redis key that holds this job's JSON (`job:<uuid>`, as in the original service).

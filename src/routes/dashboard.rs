@@ -93,7 +93,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListParams {
-    /// Only jobs in this state: `pending`, `processing`, `completed` or `failed`.
+    /// Only jobs in this state: `pending`, `processing`, `completed`, `failed` or `cancelled`.
     status: Option<String>,
     /// Jobs per page: 1 to `MAX_PAGE`, default `DEFAULT_PAGE` (20).
     #[param(minimum = 1)]
@@ -137,32 +137,47 @@ async fn list_jobs(
 }
 
 fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
-    let status = match params.status.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(
-            serde_json::from_value::<JobStatus>(Value::String(text.to_owned())).map_err(|_| {
-                ApiError::invalid("status must be pending, processing, completed or failed")
-            })?,
-        ),
-    };
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    Ok(ListQuery {
+        status: status_param(params.status.as_deref())?,
+        limit: limit_param(params.limit)?,
+        after: cursor_param(params.cursor.as_deref())?,
+    })
+}
+
+/// A `status` query parameter: empty or absent is any.
+pub(super) fn status_param(text: Option<&str>) -> Result<Option<JobStatus>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => serde_json::from_value(Value::String(text.to_owned()))
+            .map(Some)
+            .map_err(|_| {
+                ApiError::invalid(
+                    "status must be pending, processing, completed, failed or cancelled",
+                )
+            }),
+    }
+}
+
+/// A `limit` query parameter: 1 to `MAX_PAGE`, default `DEFAULT_PAGE`.
+pub(super) fn limit_param(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid(format!(
             "limit must be from 1 to {MAX_PAGE}"
         )));
     }
-    let after = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(text) => Some(
-            text.parse::<Cursor>()
-                .map_err(|()| ApiError::bad_request("Invalid cursor"))?,
-        ),
-    };
-    Ok(ListQuery {
-        status,
-        limit,
-        after,
-    })
+    Ok(limit)
+}
+
+/// A `cursor` query parameter: the previous page's `next_cursor`.
+pub(super) fn cursor_param(text: Option<&str>) -> Result<Option<Cursor>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse::<Cursor>()
+            .map(Some)
+            .map_err(|()| ApiError::bad_request("Invalid cursor")),
+    }
 }
 
 /// A job without its result, for lists; `None` (logged) for a job no `Value` can hold. Stores

@@ -4,6 +4,7 @@ use super::quota::Client;
 use super::responses::{ReadFailures, ReportFailures};
 use crate::auth::Admin;
 use crate::cache::CACHE_SUBSCRIBE_WAIT;
+use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, JobIdPath};
 use crate::follow::{self, Started};
@@ -11,6 +12,7 @@ use crate::job::{Change, Job, JobEvent, JobId, payload};
 use crate::metrics::{StreamPath, Transport};
 use crate::rate_limit::Limit;
 use crate::state::AppState;
+use crate::store::History;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -91,6 +93,19 @@ async fn get_job(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Response, ApiError> {
+    match answer_job(&state, client, job_id, &headers, query).await {
+        Err(ApiError::JobNotFound) => Err(expired_or_missing(&state, job_id).await),
+        answer => answer,
+    }
+}
+
+async fn answer_job(
+    state: &AppState,
+    client: ClientAddr,
+    job_id: JobId,
+    headers: &HeaderMap,
+    query: GetQuery,
+) -> Result<Response, ApiError> {
     if let Some(seq) = query.wait_for_change {
         state.limits.admit(Limit::Stream, client.ip)?;
         let secs = query.timeout.unwrap_or(LONG_POLL_DEFAULT_SECS);
@@ -99,13 +114,23 @@ async fn get_job(
                 "timeout must be from 0 to {LONG_POLL_MAX_SECS} seconds"
             )));
         }
-        return long_poll(&state, job_id, seq, Duration::from_secs_f64(secs)).await;
+        return long_poll(state, job_id, seq, Duration::from_secs_f64(secs)).await;
     }
-    let event = current_state(&state, job_id).await?;
-    if etag_matches(&headers, event.seq) {
+    let event = current_state(state, job_id).await?;
+    if etag_matches(headers, event.seq) {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag(event.seq))]).into_response());
     }
     Ok(event_response(&event, StatusCode::OK))
+}
+
+/// What to answer for a job that is not stored: 410 with its history record while the history
+/// keeps it, else 404.
+async fn expired_or_missing(state: &AppState, job_id: JobId) -> ApiError {
+    match state.store.history_record(job_id).await {
+        Ok(Some(record)) => ApiError::JobExpired(Box::new(record)),
+        Ok(None) => ApiError::JobNotFound,
+        Err(error) => error.into(),
+    }
 }
 
 /// The job's state: from the cache when it holds the job, else from the store (then cached, once

@@ -9,6 +9,7 @@ mod dashboard;
 mod docs;
 pub mod document;
 mod health;
+mod history;
 mod jobs;
 pub mod metrics;
 mod page;
@@ -46,6 +47,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(priority::routes())
         .merge(admin::routes())
         .merge(dashboard::routes())
+        .merge(history::routes())
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(page::routes())

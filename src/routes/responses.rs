@@ -52,6 +52,12 @@ pub const PRIORITY_RIGHTS: &[Cause] = &[
     ),
 ];
 
+/// A job that has expired but whose record the history keeps.
+pub const EXPIRED: &[Cause] = &[(
+    410,
+    "The job has expired (`JOB_TTL_SECS`); its record from the history is in `history`.",
+)];
+
 /// A create's `Idempotency-Key`.
 pub const IDEMPOTENCY: &[Cause] = &[
     (
@@ -210,7 +216,7 @@ failures! {
     /// `POST /api/v4/jobs`.
     CreateFailures = [ADMIN, CREATE_LIMIT, JSON_BODY, IDEMPOTENCY, QUEUE, STORE];
     /// `GET /api/v4/job/{job_id}`.
-    ReadFailures = [JOB_PATH, QUERY, QUERY_VALUE, STREAM_LIMIT, STORE];
+    ReadFailures = [JOB_PATH, EXPIRED, QUERY, QUERY_VALUE, STREAM_LIMIT, STORE];
     /// `POST /api/v4/job/{job_id}/{progress,complete,fail,priority}`.
     ReportFailures = [ADMIN, JOB_PATH, JSON_BODY, TRANSITION, STORE];
     /// `POST /api/v4/job/{job_id}/cancel`.

@@ -1,6 +1,6 @@
 //! Listing jobs newest first, a page at a time, from an index sorted by creation time.
 
-use crate::job::{Job, JobId, JobStatus, Timestamp};
+use crate::job::{HistoryRecord, Job, JobId, JobStatus, Timestamp};
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
@@ -91,38 +91,98 @@ pub struct HeadPage {
     pub next: Option<usize>,
 }
 
+/// What history to list: newest first, by when jobs finished.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    pub status: Option<JobStatus>,
+    pub kind: Option<String>,
+    /// Only jobs that finished at or after this instant (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Only jobs that finished at or before this instant (ms since the epoch).
+    pub until_ms: Option<i64>,
+    pub limit: usize,
+    /// Start strictly after this entry; its `created_ms` is, here, when the job finished.
+    pub after: Option<Cursor>,
+}
+
+impl HistoryQuery {
+    fn wants(&self, record: &HistoryRecord) -> bool {
+        self.status.is_none_or(|status| record.status == status)
+            && self.kind.as_ref().is_none_or(|kind| record.kind == *kind)
+            && self
+                .since_ms
+                .is_none_or(|since| record.finished_ms() >= since)
+    }
+}
+
+/// One page of history, newest first.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub records: Vec<HistoryRecord>,
+    /// Where the next page starts; `None` when there are no more records.
+    pub next: Option<Cursor>,
+}
+
 /// Collects a page from index entries read newest first, `batch` at a time, by `read_batch`,
 /// which returns the entries after a cursor with their jobs (`None` for an expired job).
-pub async fn collect_page<F, Fut, E>(query: &ListQuery, mut read_batch: F) -> Result<JobPage, E>
+pub async fn collect_page<F, Fut, E>(query: &ListQuery, read_batch: F) -> Result<JobPage, E>
 where
     F: FnMut(Option<Cursor>, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<(Cursor, Option<Job>)>, E>>,
 {
-    let batch = (query.limit * 2).clamp(16, 200);
-    let mut page = JobPage::default();
-    let mut position = query.after;
+    let wanted = |job: &Job| query.status.is_none_or(|status| job.status == status);
+    let (jobs, next) = collect(query.limit, query.after, wanted, read_batch).await?;
+    Ok(JobPage { jobs, next })
+}
+
+/// [`collect_page`] for the history: records of jobs that finished after `since_ms` (the read
+/// starts at `until_ms`), of the status and kind asked for.
+pub async fn collect_history<F, Fut, E>(
+    query: &HistoryQuery,
+    read_batch: F,
+) -> Result<HistoryPage, E>
+where
+    F: FnMut(Option<Cursor>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(Cursor, Option<HistoryRecord>)>, E>>,
+{
+    let (records, next) = collect(query.limit, query.after, |r| query.wants(r), read_batch).await?;
+    Ok(HistoryPage { records, next })
+}
+
+/// Up to `limit` items that `wanted` keeps, read after `after` a batch at a time, looking
+/// through at most [`MAX_SCAN`] entries: the items, and where the next page starts.
+async fn collect<T, F, Fut, E>(
+    limit: usize,
+    after: Option<Cursor>,
+    wanted: impl Fn(&T) -> bool,
+    mut read_batch: F,
+) -> Result<(Vec<T>, Option<Cursor>), E>
+where
+    F: FnMut(Option<Cursor>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<(Cursor, Option<T>)>, E>>,
+{
+    let batch = (limit * 2).clamp(16, 200);
+    let mut items = Vec::new();
+    let mut position = after;
     let mut scanned = 0;
     loop {
         let entries = read_batch(position, batch).await?;
         let exhausted = entries.len() < batch;
-        for (cursor, job) in entries {
+        for (cursor, item) in entries {
             scanned += 1;
             position = Some(cursor);
-            let wanted = job.filter(|job| query.status.is_none_or(|status| job.status == status));
-            if let Some(job) = wanted {
-                page.jobs.push(job);
-                if page.jobs.len() == query.limit {
-                    page.next = position;
-                    return Ok(page);
+            if let Some(item) = item.filter(|item| wanted(item)) {
+                items.push(item);
+                if items.len() == limit {
+                    return Ok((items, position));
                 }
             }
         }
         if exhausted {
-            return Ok(page);
+            return Ok((items, None));
         }
         if scanned >= MAX_SCAN {
-            page.next = position;
-            return Ok(page);
+            return Ok((items, position));
         }
     }
 }

@@ -9,13 +9,13 @@ mod redis;
 pub use self::failover::Store;
 pub use self::memory::MemoryStore;
 pub use self::redis::{
-    ARRIVALS_KEY, INDEX_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY, REVOKED_SESSION_PREFIX,
-    RedisHealth, RedisStore,
+    ARRIVALS_KEY, HISTORY_KEY, HISTORY_RECORDS_KEY, INDEX_KEY, LEASES_KEY, LEGACY_QUEUE_KEY,
+    QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
 };
 
 use crate::idempotency::{Creation, IdempotencyKey};
-use crate::job::{Change, Job, JobId, Priority, Rejection};
-use listing::{HeadPage, JobPage, ListQuery};
+use crate::job::{Change, HistoryRecord, Job, JobId, Priority, Rejection};
+use listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
@@ -90,6 +90,27 @@ pub trait JobStore {
     ) -> impl Future<Output = Result<Job, StoreError>> + Send;
     /// A page of jobs, newest first.
     fn list(&self, query: &ListQuery) -> impl Future<Output = Result<JobPage, StoreError>> + Send;
+}
+
+/// Finished jobs' compact records, kept for `HISTORY_RETENTION_DAYS` after the jobs expire.
+/// They are written by the change that finishes a job, in the same atomic step.
+pub trait History {
+    /// The record of job `id`, if it finished within the retention.
+    fn history_record(
+        &self,
+        id: JobId,
+    ) -> impl Future<Output = Result<Option<HistoryRecord>, StoreError>> + Send;
+    /// A page of records, newest first.
+    fn history_page(
+        &self,
+        query: &HistoryQuery,
+    ) -> impl Future<Output = Result<HistoryPage, StoreError>> + Send;
+    /// Removes up to `limit` records of jobs that finished before `before_ms`; how many.
+    fn prune_history(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }
 
 /// The work queue and the leases of running jobs.

@@ -8,12 +8,15 @@
 //! [`super::reconcile`]) for the jobs that hold no lease at all.
 
 use super::{reconcile, requeue::recover_job};
+use crate::job::Timestamp;
 use crate::state::AppState;
-use crate::store::WorkQueue;
-use tracing::warn;
+use crate::store::{History, WorkQueue};
+use tracing::{info, warn};
 
 /// The most expired leases handled per sweep; the rest wait for the next one.
 pub const SWEEP_BATCH: usize = 100;
+/// The most history records pruned per sweep.
+pub const HISTORY_PRUNE_BATCH: usize = 1_000;
 
 /// Starts the sweeper; it stops with `state.shutdown`.
 pub fn spawn_sweeper(state: &AppState) {
@@ -28,6 +31,8 @@ pub fn spawn_sweeper(state: &AppState) {
                 _ = state.shutdown.cancelled() => return,
                 _ = ticks.tick() => {}
             }
+            // Every instance prunes (cheap, idempotent), in memory during an outage too.
+            prune_history(&state).await;
             if state.store.is_degraded() {
                 continue; // leases live in Redis; nothing to sweep until it is back
             }
@@ -42,6 +47,21 @@ pub fn spawn_sweeper(state: &AppState) {
             sweeps = sweeps.wrapping_add(1) % every;
         }
     });
+}
+
+/// Drops history records older than `HISTORY_RETENTION_DAYS` (in Redis and in memory).
+async fn prune_history(state: &AppState) {
+    let days = state.config.history_retention_days; // at most 3650 (see Config)
+    let cutoff = Timestamp::now().0 - chrono::TimeDelta::days(days as i64);
+    match state
+        .store
+        .prune_history(cutoff.timestamp_millis(), HISTORY_PRUNE_BATCH)
+        .await
+    {
+        Ok(0) => {}
+        Ok(pruned) => info!(pruned, "pruned history records past their retention"),
+        Err(error) => warn!(%error, "pruning the history failed"),
+    }
 }
 
 async fn sweep(state: &AppState) {

@@ -13,6 +13,7 @@ mod cors;
 mod dashboard;
 mod fallback;
 mod helpers;
+mod history;
 mod idempotency;
 mod leases;
 mod long_poll;

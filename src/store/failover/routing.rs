@@ -2,9 +2,9 @@
 
 use super::Store;
 use crate::idempotency::{Creation, IdempotencyKey};
-use crate::job::{Change, Job, JobId, Priority};
-use crate::store::listing::{HeadPage, JobPage, ListQuery};
-use crate::store::{JobStore, StoreError, WorkQueue};
+use crate::job::{Change, HistoryRecord, Job, JobId, Priority};
+use crate::store::listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
+use crate::store::{History, JobStore, StoreError, WorkQueue};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -176,5 +176,34 @@ impl WorkQueue for Store {
             async |memory| memory.try_reconcile_lock(hold).await,
         )
         .await
+    }
+}
+
+impl History for Store {
+    async fn history_record(&self, id: JobId) -> Result<Option<HistoryRecord>, StoreError> {
+        self.route(
+            async |redis| redis.history_record(id).await,
+            async |memory| memory.history_record(id).await,
+        )
+        .await
+    }
+
+    async fn history_page(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        self.route(
+            async |redis| redis.history_page(query).await,
+            async |memory| memory.history_page(query).await,
+        )
+        .await
+    }
+
+    async fn prune_history(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        let in_memory = self.shared.memory.prune_history(before_ms, limit).await?;
+        let in_redis = self
+            .route(
+                async |redis| redis.prune_history(before_ms, limit).await,
+                async |_| Ok(0),
+            )
+            .await?;
+        Ok(in_memory + in_redis)
     }
 }

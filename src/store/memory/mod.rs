@@ -8,6 +8,7 @@
 //! or changed here during an outage, not yet written back — is never dropped; once that alone
 //! fills the bound, new jobs are refused (`503`) until Redis is back.
 
+mod history;
 mod queue;
 mod ready;
 #[cfg(test)]
@@ -16,7 +17,9 @@ mod tests;
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
 use super::{JobStore, Publisher, StoreError};
 use crate::idempotency::{Creation, IdempotencyKey};
-use crate::job::{Change, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp};
+use crate::job::{
+    Change, HistoryRecord, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp,
+};
 use bytes::Bytes;
 use ready::Ready;
 use std::collections::{BTreeSet, HashMap};
@@ -39,6 +42,8 @@ struct Shared {
     ttl: Duration,
     /// The most the jobs held here may take, by [`footprint`].
     max_bytes: usize,
+    /// Whether finishing a job keeps its history record (`HISTORY_RETENTION_DAYS` above 0).
+    keeps_history: bool,
 }
 
 /// What a job costs here beyond its text: the record, its map, expiry, index and recency entries.
@@ -78,6 +83,8 @@ struct State {
     bytes: usize,
     /// Idempotency records (see [`IdempotencyKey`]): what each holds, and when it expires.
     idempotency: HashMap<String, (String, Instant)>,
+    /// The history: records of finished jobs, in order of when they finished.
+    history: history::Records,
 }
 
 struct StoredJob {
@@ -147,10 +154,19 @@ impl MemoryStore {
             publisher,
             ttl: Duration::from_secs(ttl_secs),
             max_bytes,
+            keeps_history: true,
         };
         Self {
             shared: Arc::new(shared),
         }
+    }
+
+    /// This store, keeping history records or not; only before it is shared.
+    pub fn keeping_history(mut self, keep: bool) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("set before the store is shared")
+            .keeps_history = keep;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -356,6 +372,11 @@ impl JobStore for MemoryStore {
             Outcome::Applied(next) => {
                 if next.status == JobStatus::Pending {
                     state.queue.reprioritise(id, next.priority);
+                }
+                if self.shared.keeps_history
+                    && let Some(record) = HistoryRecord::of(&next)
+                {
+                    state.history.insert(record);
                 }
                 self.store_and_publish(&mut state, (*next).clone());
                 Ok(*next)

@@ -112,3 +112,52 @@ async fn a_mirror_never_replaces_a_newer_state() {
     store.mirror(&older);
     assert_eq!(store.get(job.job_id).await.unwrap().unwrap().seq, 5);
 }
+
+#[tokio::test]
+async fn finished_jobs_are_kept_in_the_history_until_pruned_and_only_when_kept() {
+    use crate::store::History;
+    use crate::store::listing::HistoryQuery;
+    let store = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX);
+    let unkept = MemoryStore::new(Arc::new(Nobody), 60, usize::MAX).keeping_history(false);
+    let fail = || Change::Fail {
+        error: "gone".into(),
+        fence: None,
+    };
+    let mut ids = Vec::new();
+    for memory in [&store, &unkept] {
+        for _ in 0..2 {
+            let job = pending_job(60);
+            memory.create(&job).await.unwrap();
+            memory.apply(job.job_id, fail()).await.unwrap();
+            ids.push(job.job_id);
+            tokio::time::sleep(Duration::from_millis(2)).await; // finished in distinct ms
+        }
+    }
+    let query = HistoryQuery {
+        limit: 10,
+        ..HistoryQuery::default()
+    };
+    let listed = |page: crate::store::listing::HistoryPage| {
+        page.records.iter().map(|r| r.job_id).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        listed(store.history_page(&query).await.unwrap()),
+        [ids[1], ids[0]]
+    );
+    assert!(
+        unkept
+            .history_page(&query)
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
+
+    let first = store.history_record(ids[0]).await.unwrap().unwrap();
+    let pruned = store
+        .prune_history(first.finished_ms() + 1, 1)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    assert_eq!(listed(store.history_page(&query).await.unwrap()), [ids[1]]);
+}

@@ -1,11 +1,13 @@
 //! The Redis backend: jobs under `job:<uuid>` with a TTL, changed only by server-side Lua scripts.
 
+mod history;
 mod index;
 mod observed;
 mod queue;
 mod recovery;
 mod sessions;
 
+pub use history::{HISTORY_KEY, HISTORY_RECORDS_KEY};
 pub use index::INDEX_KEY;
 pub use queue::{ARRIVALS_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY};
 pub use recovery::Restored;
@@ -80,6 +82,8 @@ pub struct RedisStore {
     manager_config: ConnectionManagerConfig,
     scripts: Arc<Scripts>,
     ttl_secs: u64,
+    /// Whether finishing a job writes its history record (`HISTORY_RETENTION_DAYS` above 0).
+    keeps_history: bool,
     /// Every command's latency and failure is counted here.
     metrics: Metrics,
 }
@@ -137,8 +141,15 @@ impl RedisStore {
             manager_config,
             scripts: Arc::new(scripts),
             ttl_secs,
+            keeps_history: true,
             metrics,
         })
+    }
+
+    /// This store, writing history records or not.
+    pub fn keeping_history(mut self, keep: bool) -> Self {
+        self.keeps_history = keep;
+        self
     }
 
     /// Redis's `used_memory` and `maxmemory` (0: no limit), from `INFO memory`.
@@ -204,10 +215,10 @@ impl RedisStore {
             ),
         };
         let mut invocation = self.scripts.transition.key(id.key());
-        if op == "priority" {
-            invocation.key(QUEUE_KEY);
-        }
         invocation
+            .key(QUEUE_KEY)
+            .key(HISTORY_KEY)
+            .key(HISTORY_RECORDS_KEY)
             .arg(op)
             .arg(now.to_string())
             .arg(self.ttl_secs)
@@ -215,7 +226,9 @@ impl RedisStore {
             .arg(progress)
             .arg(step)
             .arg(payload)
-            .arg(fence.map(|f| f.to_string()).unwrap_or_default());
+            .arg(fence.map(|f| f.to_string()).unwrap_or_default())
+            .arg(now.0.timestamp_millis())
+            .arg(if self.keeps_history { "1" } else { "0" });
         let mut connection = self.connection();
         Ok(invocation.invoke_async(&mut connection).await?)
     }

@@ -2,13 +2,16 @@
 -- with its TTL and publishes the new state. Mirrors the rules of src/job/change.rs.
 --
 -- KEYS[1]  the job key (job:<uuid>); the job's channel has the same name
--- KEYS[2]  for op priority only: the queue (see claim.lua), where a queued job is re-scored
+-- KEYS[2]  the queue (see claim.lua), where op priority re-scores a queued job
+-- KEYS[3]  the history (a sorted set of finished job ids scored by when they finished, in ms),
+-- KEYS[4]  the history records (a hash: id -> the record; see src/job/history.rs)
 -- ARGV     op (start|progress|complete|fail|cancel|requeue|priority), now, ttl_secs,
 --          expires_at, progress (max attempts for requeue, the new priority for priority),
 --          step ('' keeps the current one for progress; the new priority's band for priority),
 --          payload (result JSON for complete, error text for fail, reason for cancel and requeue,
 --          the arrivals per band for priority), fence ('' = none: a fenced change needs status
---          processing and that attempt)
+--          processing and that attempt), now in ms since the epoch, history ('1' keeps a record
+--          of a job that becomes terminal, '0' does not)
 --
 -- The stored document is laid out as {<scalars>,"input":<json>,"result":<json>} with "result"
 -- null until the job is terminal (see Job in src/job/mod.rs). Only the scalar part is decoded:
@@ -104,6 +107,37 @@ job.status = next_status[op]
 job.seq = job.seq + 1
 job.updated_at = now
 job.expires_at = expires_at
+
+-- A finished job's compact record, the same fields as HistoryRecord::of in src/job/history.rs.
+local function field_of(json, first, second)
+  local ok, value = pcall(cjson.decode, json)
+  if not ok or type(value) ~= 'table' then
+    return cjson.null
+  end
+  value = value[first]
+  if second and type(value) == 'table' then
+    value = value[second]
+  end
+  if type(value) == 'string' then
+    return value
+  end
+  return cjson.null
+end
+
+if ARGV[10] == '1' and job.status ~= 'pending' and job.status ~= 'processing' then
+  local id = string.sub(KEYS[1], 5)
+  local record = {
+    job_id = id, kind = job.kind, status = job.status, created_at = job.created_at,
+    finished_at = now, error = job.error or cjson.null, attempts = job.attempt,
+    priority = job.priority or 0, product_name = field_of(input, 'product_name'),
+    overall_risk = cjson.null,
+  }
+  if result ~= 'null' then
+    record.overall_risk = field_of(result, 'overall_risk', 'level')
+  end
+  redis.call('HSET', KEYS[4], id, cjson.encode(record))
+  redis.call('ZADD', KEYS[3], ARGV[9], id)
+end
 
 local doc = string.sub(cjson.encode(job), 1, -2) .. ',"input":' .. input .. ',"result":' .. result .. '}'
 redis.call('SET', KEYS[1], doc, 'EX', ttl)
