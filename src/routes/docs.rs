@@ -67,19 +67,12 @@ fn asset(file: &str) -> Result<Response, ApiError> {
         ApiError::Internal
     })?;
     let found = found.ok_or(ApiError::RouteNotFound)?;
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, found.content_type),
-            (header::CACHE_CONTROL, "no-cache".to_owned()),
-        ],
-        found.bytes.into_owned(),
-    )
-        .into_response();
-    if found.gzpipped {
-        let gzip = header::HeaderValue::from_static("gzip");
-        response
-            .headers_mut()
-            .insert(header::CONTENT_ENCODING, gzip);
-    }
-    Ok(response)
+    let encoding = found
+        .gzpipped
+        .then_some([(header::CONTENT_ENCODING, "gzip")]);
+    let headers = [
+        (header::CONTENT_TYPE, found.content_type),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+    ];
+    Ok((headers, encoding, found.bytes.into_owned()).into_response())
 }

@@ -37,25 +37,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// The document's frame: what no route annotation says (info, security schemes, shared schemas).
 pub fn frame() -> OpenApi {
-    let bearer = HttpBuilder::new()
-        .scheme(HttpAuthScheme::Bearer)
-        .description(Some("`Authorization: Bearer <ADMIN_TOKEN>`."))
-        .build();
-    let control = HttpBuilder::new()
-        .scheme(HttpAuthScheme::Bearer)
-        .description(Some(
-            "`Authorization: Bearer <control_token>`: the token a job's creation answered, \
-             which lets its creator cancel that job.",
-        ))
-        .build();
+    let bearer = bearer_scheme("`Authorization: Bearer <ADMIN_TOKEN>`.");
+    let control = bearer_scheme(
+        "`Authorization: Bearer <control_token>`: the token a job's creation answered, which lets \
+         its creator cancel that job.",
+    );
     let cookie = ApiKey::Cookie(ApiKeyValue::with_description(
         SESSION_COOKIE,
         "Set by `POST /api/v4/session`, for browsers (EventSource cannot send headers).",
     ));
     let components = ComponentsBuilder::new()
         .schema(Detail::name(), Detail::schema())
-        .security_scheme(BEARER, SecurityScheme::Http(bearer))
-        .security_scheme(CONTROL, SecurityScheme::Http(control))
+        .security_scheme(BEARER, bearer)
+        .security_scheme(CONTROL, control)
         .security_scheme(SESSION, SecurityScheme::ApiKey(cookie))
         .build();
     OpenApiBuilder::new()
@@ -78,6 +72,12 @@ pub fn frame() -> OpenApi {
             .map(Tag::new),
         ))
         .build()
+}
+
+/// A bearer-token scheme, `description` saying which token.
+fn bearer_scheme(description: &str) -> SecurityScheme {
+    let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer);
+    SecurityScheme::Http(scheme.description(Some(description)).build())
 }
 
 /// The document of every route [`super::router`] serves.

@@ -17,52 +17,35 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(style))
 }
 
-#[utoipa::path(
-    get,
-    path = "/",
-    tag = "page",
-    summary = "The bundled web page (start a job, watch it, the dashboard)",
-    responses((status = 200, description = "The page.", content_type = "text/html")),
-)]
-async fn index() -> impl IntoResponse {
-    asset(
-        "text/html; charset=utf-8",
-        include_str!("../../static/index.html"),
-    )
-    .await
+/// One handler per file of `static/`, each `GET path` with its own entry in the API document:
+/// `handler: path => file as media type, the operation's summary, the answer's description;`.
+macro_rules! static_files {
+    ($($handler:ident: $path:tt => $file:tt as $media_type:tt, $summary:tt, $answer:tt;)*) => {$(
+        #[utoipa::path(
+            get,
+            path = $path,
+            tag = "page",
+            summary = $summary,
+            responses((status = 200, description = $answer, content_type = $media_type)),
+        )]
+        async fn $handler() -> impl IntoResponse {
+            asset(
+                concat!($media_type, "; charset=utf-8"),
+                include_str!(concat!("../../static/", $file)),
+            )
+        }
+    )*};
 }
 
-#[utoipa::path(
-    get,
-    path = "/app.js",
-    tag = "page",
-    summary = "The page's script",
-    responses((status = 200, description = "The script.", content_type = "text/javascript")),
-)]
-async fn script() -> impl IntoResponse {
-    asset(
-        "text/javascript; charset=utf-8",
-        include_str!("../../static/app.js"),
-    )
-    .await
+static_files! {
+    index: "/" => "index.html" as "text/html",
+        "The bundled web page (start a job, watch it, the dashboard)", "The page.";
+    script: "/app.js" => "app.js" as "text/javascript", "The page's script", "The script.";
+    style: "/style.css" => "style.css" as "text/css", "The page's styles", "The styles.";
 }
 
-#[utoipa::path(
-    get,
-    path = "/style.css",
-    tag = "page",
-    summary = "The page's styles",
-    responses((status = 200, description = "The styles.", content_type = "text/css")),
-)]
-async fn style() -> impl IntoResponse {
-    asset(
-        "text/css; charset=utf-8",
-        include_str!("../../static/style.css"),
-    )
-    .await
-}
-
-async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+/// `body`, with the headers every file of the page is served with.
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
     let headers = [
         (header::CONTENT_TYPE, content_type),
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),

@@ -3,9 +3,9 @@
 
 use crate::error::Detail;
 use std::collections::BTreeMap;
-use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
-use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 
 /// A status and why an operation answers it.
@@ -169,31 +169,37 @@ pub fn detail_responses(groups: &[&[Cause]]) -> BTreeMap<String, RefOr<Response>
 }
 
 fn detail_response(status: u16, causes: &[&str]) -> RefOr<Response> {
-    let content = ContentBuilder::new()
-        .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
-            Detail::name(),
-        ))))
-        .build();
-    let mut response = ResponseBuilder::new()
+    let detail = Ref::from_schema_name(Detail::name());
+    let response = ResponseBuilder::new()
         .description(causes.join(" Or: "))
-        .content("application/json", content);
-    let header = match status {
-        429 | 503 => Some((
+        .content(
+            "application/json",
+            ContentBuilder::new().schema(Some(detail)).build(),
+        );
+    match advice_header(status) {
+        Some((name, header)) => response.header(name, header),
+        None => response,
+    }
+    .build()
+    .into()
+}
+
+/// The header an answer of `status` carries beside its `{"detail"}`, if any.
+fn advice_header(status: u16) -> Option<(&'static str, Header)> {
+    let (name, kind, description) = match status {
+        429 | 503 => (
             "retry-after",
             Type::Integer,
             "Seconds to wait before retrying.",
-        )),
-        401 => Some(("www-authenticate", Type::String, "`Bearer`.")),
-        _ => None,
+        ),
+        401 => ("www-authenticate", Type::String, "`Bearer`."),
+        _ => return None,
     };
-    if let Some((name, kind, description)) = header {
-        let header = HeaderBuilder::new()
-            .schema(Some(ObjectBuilder::new().schema_type(kind)))
-            .description(Some(description))
-            .build();
-        response = response.header(name, header);
-    }
-    response.build().into()
+    let header = HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(kind)))
+        .description(Some(description))
+        .build();
+    Some((name, header))
 }
 
 /// One operation's error answers, named once and listed in its `#[utoipa::path]`.

@@ -10,9 +10,13 @@ use serde_json::{Value, json};
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
 async fn served_document(app: &TestApp) -> Value {
-    let response = app.get("/openapi.json").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.expect("the document is JSON")
+    json_of(app.get("/openapi.json").await, StatusCode::OK).await
+}
+
+/// The JSON body of `response`, asserting its status.
+async fn json_of(response: reqwest::Response, status: StatusCode) -> Value {
+    assert_eq!(response.status(), status);
+    response.json().await.expect("the answer is JSON")
 }
 
 /// `path` with each `{param}` replaced by its documented example.
@@ -201,8 +205,12 @@ async fn docs_is_served_from_the_binary_with_nothing_from_another_origin() {
     assert!(!initializer.contains("http"), "{initializer}");
 }
 
-/// The schema `document` gives for `method path`'s `status` answer, checking `value` against it.
-fn assert_documented(document: &Value, method: &str, path: &str, status: u16, value: &Value) {
+/// The schema `document` gives for `operation`'s (`"method path"`) `status` answer, checking
+/// `value` against it.
+fn assert_documented(document: &Value, operation: &str, status: u16, value: &Value) {
+    let (method, path) = operation
+        .split_once(' ')
+        .expect("an operation is `method path`");
     let escaped = path.replace('~', "~0").replace('/', "~1");
     let content = format!("/paths/{escaped}/{method}/responses/{status}/content");
     let media = document
@@ -229,6 +237,12 @@ fn assert_matches(document: &Value, schema: &Value, value: &Value, what: &str) {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{what}: {errors:?} in {value}");
+}
+
+/// `value` is `operation`'s documented `status` answer, with exactly the fields of schema `name`.
+fn assert_answer(document: &Value, operation: &str, status: u16, name: &str, value: &Value) {
+    assert_documented(document, operation, status, value);
+    assert_exact_fields(document, name, value);
 }
 
 /// The schema named `name`, its fields: (every documented field, the required ones).
@@ -281,57 +295,37 @@ async fn a_served_job_has_exactly_the_fields_its_schema_documents() {
         sent, documented,
         "every documented field is sent (both lists sorted by name)"
     );
-    assert_documented(&document, "get", "/api/v4/job/{job_id}", 200, &pending);
+    assert_documented(&document, "get /api/v4/job/{job_id}", 200, &pending);
 
     let started = app.report(&id, "progress", &json!({"progress": 50})).await;
     assert_eq!(started.status(), StatusCode::OK);
-    let completed = app
-        .report(&id, "complete", &json!({"result": {"answer": [1, 2]}}))
-        .await;
-    assert_eq!(completed.status(), StatusCode::OK);
-    let completed: Value = completed.json().await.unwrap();
-    assert_exact_fields(&document, "Job", &completed);
-    assert_documented(
-        &document,
-        "post",
-        "/api/v4/job/{job_id}/complete",
-        200,
-        &completed,
-    );
-    assert_documented(
-        &document,
-        "get",
-        "/api/v4/job/{job_id}",
-        200,
-        &app.job(&id).await,
-    );
+    let result = json!({"result": {"answer": [1, 2]}});
+    let completed = json_of(app.report(&id, "complete", &result).await, StatusCode::OK).await;
+    let complete = "post /api/v4/job/{job_id}/complete";
+    assert_answer(&document, complete, 200, "Job", &completed);
+    let finished = app.job(&id).await;
+    assert_documented(&document, "get /api/v4/job/{job_id}", 200, &finished);
 
     // A creation answer carries the job's control token; a cancelled job is a Job too.
     let created = app.post("/api/v4/jobs", &json!({"kind": "external"})).await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let created: Value = created.json().await.unwrap();
-    assert_exact_fields(&document, "CreatedJob", &created);
-    assert_documented(&document, "post", "/api/v4/jobs", 201, &created);
+    let created = json_of(created, StatusCode::CREATED).await;
+    assert_answer(&document, "post /api/v4/jobs", 201, "CreatedJob", &created);
     let cancel_path = format!("/api/v4/job/{}/cancel", created["job_id"].as_str().unwrap());
-    let cancelled = app.post_raw(&cancel_path, "").await;
-    assert_eq!(cancelled.status(), StatusCode::OK);
-    let cancelled: Value = cancelled.json().await.unwrap();
-    assert_exact_fields(&document, "Job", &cancelled);
-    assert_documented(
-        &document,
-        "post",
-        "/api/v4/job/{job_id}/cancel",
-        200,
-        &cancelled,
-    );
+    let cancelled = json_of(app.post_raw(&cancel_path, "").await, StatusCode::OK).await;
+    let cancel = "post /api/v4/job/{job_id}/cancel";
+    assert_answer(&document, cancel, 200, "Job", &cancelled);
 
     let missing = app
         .get("/api/v4/job/3f2c8a4e-9b1d-4c7a-8e6f-2a5b7c9d0e1f")
         .await;
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
-    let missing: Value = missing.json().await.unwrap();
-    assert_exact_fields(&document, "Detail", &missing);
-    assert_documented(&document, "get", "/api/v4/job/{job_id}", 404, &missing);
+    let missing = json_of(missing, StatusCode::NOT_FOUND).await;
+    assert_answer(
+        &document,
+        "get /api/v4/job/{job_id}",
+        404,
+        "Detail",
+        &missing,
+    );
 }
 
 #[tokio::test]
@@ -342,8 +336,7 @@ async fn listings_batches_streams_and_operations_answers_match_their_schemas() {
     let id = app.create_external_job().await;
 
     let page: Value = app.get("/api/v4/jobs").await.json().await.unwrap();
-    assert_documented(&document, "get", "/api/v4/jobs", 200, &page);
-    assert_exact_fields(&document, "JobPage", &page);
+    assert_answer(&document, "get /api/v4/jobs", 200, "JobPage", &page);
     let listed = &page["jobs"][0];
     assert!(listed.get("result").is_none(), "{listed}");
     let schema = json!({"$ref": "#/components/schemas/JobSummary"});
@@ -361,14 +354,14 @@ async fn listings_batches_streams_and_operations_answers_match_their_schemas() {
         (results[0]["status"].as_u64(), results[1]["status"].as_u64()),
         (Some(200), Some(409))
     );
-    assert_documented(&document, "post", "/api/v4/jobs/progress", 200, &results);
+    assert_documented(&document, "post /api/v4/jobs/progress", 200, &results);
 
     let (mut socket, _) = websocket_on(&app, &id, false).await;
     let message = socket.next().await.unwrap().unwrap().into_text().unwrap();
     let message: Value = serde_json::from_str(&message).unwrap();
     assert_eq!(message["event"], "snapshot");
-    assert_documented(&document, "get", "/api/v4/job/{job_id}/ws", 101, &message);
-    assert_exact_fields(&document, "StreamMessage", &message);
+    let socket_path = "get /api/v4/job/{job_id}/ws";
+    assert_answer(&document, socket_path, 101, "StreamMessage", &message);
 
     let mut events = SseStream::connect(&app.url(&format!("/api/v4/job/{id}/events")), None).await;
     let snapshot = events.next_event().await.unwrap();
@@ -376,23 +369,22 @@ async fn listings_batches_streams_and_operations_answers_match_their_schemas() {
     let schema = json!({"$ref": "#/components/schemas/Job"});
     assert_matches(&document, &schema, &snapshot.json(), "an SSE event's data");
 
-    for (method, path) in [("get", "/health"), ("get", "/ready")] {
+    for path in ["/health", "/ready"] {
         let answer: Value = app.get(path).await.json().await.unwrap();
-        assert_documented(&document, method, path, 200, &answer);
+        assert_documented(&document, &format!("get {path}"), 200, &answer);
     }
-    let cleanup = app
-        .client
-        .delete(app.url("/api/v4/admin/cleanup-jobs"))
-        .send()
+    let cleanup_path = "/api/v4/admin/cleanup-jobs";
+    let cleanup: Value = ask(&app, "DELETE", cleanup_path)
+        .await
+        .json()
         .await
         .unwrap();
-    let cleanup: Value = cleanup.json().await.unwrap();
-    assert_documented(
+    let cleanup_operation = format!("delete {cleanup_path}");
+    assert_answer(
         &document,
-        "delete",
-        "/api/v4/admin/cleanup-jobs",
+        &cleanup_operation,
         200,
+        "CleanupAnswer",
         &cleanup,
     );
-    assert_exact_fields(&document, "CleanupAnswer", &cleanup);
 }

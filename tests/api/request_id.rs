@@ -9,17 +9,18 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-fn request_id(headers: &reqwest::header::HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .expect("the answer carries x-request-id")
-        .to_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn is_uuid(id: &str) -> bool {
     uuid::Uuid::parse_str(id).is_ok()
+}
+
+/// Sends `request`; the answer's status and `x-request-id`.
+async fn status_and_id(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, String) {
+    let response = request.send().await.unwrap();
+    let id = response
+        .headers()
+        .get("x-request-id")
+        .expect("the answer carries x-request-id");
+    (response.status(), id.to_str().unwrap().to_owned())
 }
 
 /// `GET path` on a fresh connection with `x-request-id: sent` (when given); the answer's id.
@@ -32,12 +33,11 @@ async fn answered_id(
     if let Some(sent) = sent {
         request = request.header("x-request-id", sent);
     }
-    let response = request.send().await.unwrap();
-    (response.status(), request_id(response.headers()))
+    status_and_id(request).await
 }
 
-/// A raw request head written on a fresh connection; the answer's head, lowercased.
-async fn raw_head(app: &TestApp, head: &str) -> String {
+/// A raw request head written on a fresh connection; the answer's status and `x-request-id`.
+async fn raw_answer(app: &TestApp, head: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
@@ -47,7 +47,16 @@ async fn raw_head(app: &TestApp, head: &str) -> String {
         assert!(read > 0, "the answer ended before its head did");
         answer.extend_from_slice(&chunk[..read]);
     }
-    String::from_utf8_lossy(&answer).to_lowercase()
+    let head = String::from_utf8_lossy(&answer).to_lowercase();
+    let status = head
+        .strip_prefix("http/1.1 ")
+        .and_then(|rest| rest.get(..3)?.parse().ok())
+        .unwrap_or_else(|| panic!("an HTTP/1.1 status line: {head}"));
+    let id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("the answer carries x-request-id: {head}"));
+    (status, id.to_owned())
 }
 
 #[tokio::test]
@@ -82,12 +91,10 @@ async fn every_rest_answer_carries_a_new_request_id_or_the_clients_usable_one() 
     let refused = reqwest::Client::new()
         .post(app.url("/api/v4/deep-research"))
         .header("x-request-id", kept)
-        .json(&json!({"product_name": 7}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 422);
-    assert_eq!(request_id(refused.headers()), kept);
+        .json(&json!({"product_name": 7}));
+    let (status, id) = status_and_id(refused).await;
+    assert_eq!(status, 422);
+    assert_eq!(id, kept);
     app.stop().await;
 }
 
@@ -100,12 +107,10 @@ async fn a_cors_preflight_carries_a_request_id() {
         .request(reqwest::Method::OPTIONS, app.url("/api/v4/deep-research"))
         .header("origin", "http://dash.example")
         .header("access-control-request-method", "POST")
-        .header("x-request-id", "preflight-1")
-        .send()
-        .await
-        .unwrap();
-    assert!(preflight.status().is_success(), "{}", preflight.status());
-    assert_eq!(request_id(preflight.headers()), "preflight-1");
+        .header("x-request-id", "preflight-1");
+    let (status, id) = status_and_id(preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(id, "preflight-1");
     app.stop().await;
 }
 
@@ -117,18 +122,15 @@ async fn both_direct_stream_paths_answer_with_the_request_id() {
     // A connection whose first request is a stream is answered straight from the socket.
     let events =
         format!("GET /api/v4/job/{id}/events HTTP/1.1\r\nHost: x\r\nx-request-id: sse-1\r\n\r\n");
-    let head = raw_head(&app, &events).await;
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains("x-request-id: sse-1\r\n"), "{head}");
+    assert_eq!(raw_answer(&app, &events).await, (200, "sse-1".to_owned()));
     let missing = uuid::Uuid::new_v4();
     let unknown = format!("GET /api/v4/job/{missing}/events HTTP/1.1\r\nHost: x\r\n\r\n");
-    let head = raw_head(&app, &unknown).await;
-    assert!(head.starts_with("http/1.1 404"), "{head}");
-    let new = head
-        .lines()
-        .find_map(|line| line.strip_prefix("x-request-id: "))
-        .expect("a 404 of the direct path carries an id");
-    assert!(is_uuid(new), "{new}");
+    let (status, new) = raw_answer(&app, &unknown).await;
+    assert_eq!(status, 404);
+    assert!(
+        is_uuid(&new),
+        "a 404 of the direct path carries a new id: {new}"
+    );
 
     let mut upgrade = format!("ws://{}/api/v4/job/{id}/ws", app.addr)
         .into_client_request()
