@@ -1,6 +1,7 @@
 //! Redis goes away and comes back: requests keep succeeding from memory, and nothing is lost.
 
 use crate::helpers::*;
+use jobcast::store::HISTORY_RECORDS_KEY;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -264,4 +265,31 @@ async fn an_eviction_policy_other_than_noeviction_is_warned_about() {
         assert!(Instant::now() < deadline, "no warning logged");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_finished_during_an_outage_reaches_the_redis_history_with_the_write_back() {
+    let mut redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let id = app.create_external_job().await;
+    redis.kill();
+    wait_for_backend(&app, "memory").await;
+    let failed = app
+        .report(
+            &id,
+            "fail",
+            &json!({"error": "failed while Redis was down"}),
+        )
+        .await;
+    assert_eq!(failed.status(), StatusCode::OK);
+
+    redis.launch().await; // empty: the record can only come from the write-back
+    wait_for_backend(&app, "redis").await;
+
+    let record: Option<String> = redis.command(&["HGET", HISTORY_RECORDS_KEY, &id]).await;
+    let record: Value = serde_json::from_str(&record.expect("a record in Redis")).unwrap();
+    assert_eq!(record["status"], "failed");
+    assert_eq!(record["error"], "failed while Redis was down");
+    let page: Value = app.get("/api/v4/history").await.json().await.unwrap();
+    assert_eq!(job_ids(&page), [id]);
 }

@@ -1,7 +1,7 @@
 //! Coming back from an outage: retry Redis, write back what changed, move work, switch back.
 
 use super::{RECOVERY_MAX_BACKOFF, RECOVERY_MIN_BACKOFF, Store};
-use crate::job::{DEEP_RESEARCH_KIND, JobId, JobStatus};
+use crate::job::{DEEP_RESEARCH_KIND, HistoryRecord, Job, JobId, JobStatus};
 use crate::store::StoreError;
 use crate::store::redis::{Restored, is_refusal};
 use std::sync::atomic::Ordering;
@@ -78,6 +78,23 @@ impl Store {
         Ok(restored)
     }
 
+    /// Indexes a job written back and, when the write-back changed it to a finished state, keeps
+    /// that state's history record (the transition that finished it ran in memory).
+    async fn index_and_record(
+        &self,
+        job: &Job,
+        outcome: Restored,
+        now: &Job,
+    ) -> Result<(), StoreError> {
+        self.shared.redis.index(job).await?;
+        match HistoryRecord::of(now) {
+            Some(record) if outcome != Restored::Kept => {
+                self.shared.redis.keep_history(&record).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Writes back the dirty jobs (or every known job), each merged with what Redis holds, and
     /// keeps the merge in memory too.
     async fn write_back(&self, everything: bool) -> Result<usize, StoreError> {
@@ -91,7 +108,10 @@ impl Store {
         let mut restored = 0;
         for (done, job) in jobs.iter().enumerate() {
             let written = match self.shared.redis.restore(job).await {
-                Ok((outcome, now)) => self.shared.redis.index(job).await.map(|()| (outcome, now)),
+                Ok((outcome, now)) => self
+                    .index_and_record(job, outcome, &now)
+                    .await
+                    .map(|()| (outcome, now)),
                 Err(error) => Err(error),
             };
             match written {

@@ -53,6 +53,24 @@ impl History for RedisStore {
 }
 
 impl RedisStore {
+    /// Keeps `record` in the history (replacing the job's record, if it had one): for a job that
+    /// finished in memory during an outage, once it is written back.
+    pub async fn keep_history(&self, record: &HistoryRecord) -> Result<(), StoreError> {
+        if !self.keeps_history {
+            return Ok(());
+        }
+        let id = record.job_id.to_string();
+        let json = serde_json::to_string(record)?;
+        let mut pipeline = redis::pipe();
+        pipeline
+            .hset(HISTORY_RECORDS_KEY, &id, json)
+            .ignore()
+            .zadd(HISTORY_KEY, &id, record.finished_ms())
+            .ignore();
+        let _: () = pipeline.query_async(&mut self.connection()).await?;
+        Ok(())
+    }
+
     /// Up to `count` history entries strictly after `after` (newest first) within the query's
     /// time range, with their records.
     async fn read_history(
