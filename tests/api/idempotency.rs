@@ -116,30 +116,11 @@ async fn keys_belong_to_their_client() {
     let url = app.url("");
     let body = research("Cola");
 
-    let alice = create(
-        &url,
-        "/api/v4/deep-research",
-        "1",
-        &body,
-        Some("198.51.100.7"),
-    )
-    .await;
-    let bob = create(
-        &url,
-        "/api/v4/deep-research",
-        "1",
-        &body,
-        Some("203.0.113.9"),
-    )
-    .await;
-    let alice_again = create(
-        &url,
-        "/api/v4/deep-research",
-        "1",
-        &body,
-        Some("198.51.100.7"),
-    )
-    .await;
+    let as_client = |address| create(&url, "/api/v4/deep-research", "1", &body, Some(address));
+
+    let alice = as_client("198.51.100.7").await;
+    let bob = as_client("203.0.113.9").await;
+    let alice_again = as_client("198.51.100.7").await;
 
     assert_ne!(alice.2["job_id"], bob.2["job_id"]);
     assert!(!bob.1, "another client's key is not a retry");

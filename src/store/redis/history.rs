@@ -11,8 +11,6 @@ use redis::AsyncCommands;
 pub const HISTORY_KEY: &str = "{jobcast}:history";
 /// The records: a hash of job id to record JSON.
 pub const HISTORY_RECORDS_KEY: &str = "{jobcast}:history:records";
-/// Extra entries read past a cursor, to step over jobs that finished in the same millisecond.
-const SAME_MILLISECOND_MARGIN: usize = 32;
 
 impl History for RedisStore {
     async fn history_record(&self, id: JobId) -> Result<Option<HistoryRecord>, StoreError> {
@@ -79,36 +77,10 @@ impl RedisStore {
         after: Option<Cursor>,
         count: usize,
     ) -> Result<Vec<(Cursor, Option<HistoryRecord>)>, StoreError> {
-        let max = after
-            .map(|cursor| cursor.created_ms)
-            .or(query.until_ms)
-            .map_or("+inf".to_owned(), |ms| ms.to_string());
-        let min = query
-            .since_ms
-            .map_or("-inf".to_owned(), |ms| ms.to_string());
-        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(HISTORY_KEY)
-            .arg(max)
-            .arg(min)
-            .arg("BYSCORE")
-            .arg("REV")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(count + SAME_MILLISECOND_MARGIN)
-            .arg("WITHSCORES")
-            .query_async(&mut self.connection())
+        let max = after.map(|cursor| cursor.created_ms).or(query.until_ms);
+        let cursors = self
+            .read_cursors(HISTORY_KEY, max, query.since_ms, after, count)
             .await?;
-        let cursors: Vec<Cursor> = entries
-            .iter()
-            .filter_map(|(id, score)| {
-                Some(Cursor {
-                    created_ms: *score as i64,
-                    job_id: id.parse().ok()?,
-                })
-            })
-            .filter(|cursor| after.is_none_or(|after| *cursor < after))
-            .take(count)
-            .collect();
         if cursors.is_empty() {
             return Ok(Vec::new());
         }

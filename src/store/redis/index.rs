@@ -14,7 +14,7 @@ pub const PRUNE_BATCH: isize = 500;
 /// How much of a stored job is read for its head: the fields it needs come first (see `Job`), so
 /// this is enough unless `current_step` is unusually long, when the whole record is read.
 pub const HEAD_BYTES: isize = 512;
-/// Extra entries read past a cursor, to step over jobs created in the same millisecond.
+/// Extra entries read past a cursor, to step over entries scored in the same millisecond.
 const SAME_MILLISECOND_MARGIN: usize = 32;
 
 impl RedisStore {
@@ -38,30 +38,10 @@ impl RedisStore {
         after: Option<Cursor>,
         count: usize,
     ) -> Result<Vec<(Cursor, Option<Job>)>, StoreError> {
-        let max = after.map_or("+inf".to_owned(), |cursor| cursor.created_ms.to_string());
-        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
-            .arg(INDEX_KEY)
-            .arg(max)
-            .arg("-inf")
-            .arg("BYSCORE")
-            .arg("REV")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(count + SAME_MILLISECOND_MARGIN)
-            .arg("WITHSCORES")
-            .query_async(&mut self.connection())
+        let max = after.map(|cursor| cursor.created_ms);
+        let cursors = self
+            .read_cursors(INDEX_KEY, max, None, after, count)
             .await?;
-        let cursors: Vec<Cursor> = entries
-            .iter()
-            .filter_map(|(id, score)| {
-                Some(Cursor {
-                    created_ms: *score as i64,
-                    job_id: id.parse().ok()?,
-                })
-            })
-            .filter(|cursor| after.is_none_or(|after| *cursor < after))
-            .take(count)
-            .collect();
         let documents = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
         let expired: Vec<String> = cursors
             .iter()
@@ -81,6 +61,41 @@ impl RedisStore {
                 let job = json.and_then(|json| decode(cursor.job_id, &json).ok());
                 (cursor, job)
             })
+            .collect())
+    }
+
+    /// Up to `count` entries of the sorted set `key` (scored in ms) from `max` down to `min`
+    /// (unbounded where `None`), strictly after `after` in newest-first order.
+    pub(super) async fn read_cursors(
+        &self,
+        key: &str,
+        max: Option<i64>,
+        min: Option<i64>,
+        after: Option<Cursor>,
+        count: usize,
+    ) -> Result<Vec<Cursor>, StoreError> {
+        let entries: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(key)
+            .arg(max.map_or("+inf".to_owned(), |ms| ms.to_string()))
+            .arg(min.map_or("-inf".to_owned(), |ms| ms.to_string()))
+            .arg("BYSCORE")
+            .arg("REV")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(count + SAME_MILLISECOND_MARGIN)
+            .arg("WITHSCORES")
+            .query_async(&mut self.connection())
+            .await?;
+        Ok(entries
+            .iter()
+            .filter_map(|(id, score)| {
+                Some(Cursor {
+                    created_ms: *score as i64,
+                    job_id: id.parse().ok()?,
+                })
+            })
+            .filter(|cursor| after.is_none_or(|after| *cursor < after))
+            .take(count)
             .collect())
     }
 
