@@ -80,7 +80,7 @@ async fn create_deep_research(
     let asked = Asked {
         kind: DEEP_RESEARCH_KIND.into(),
         input: raw_json(&input),
-        priority: research_priority(&body)?,
+        priority: requested_priority(body.get("priority"))?,
     };
     // Retries are matched per client: the admin, or else the client's address.
     let scope = match admin {
@@ -106,7 +106,7 @@ struct NewJob {
     input: Option<Box<RawValue>>,
     /// Where a queued job goes in the queue (only `deep-research` jobs are queued here).
     #[schema(value_type = Option<Priority>)]
-    priority: Option<i64>,
+    priority: Option<Value>,
 }
 
 /// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
@@ -139,7 +139,7 @@ async fn create_job(
     ApiJson(request): ApiJson<NewJob>,
 ) -> Result<Response, ApiError> {
     validate_kind(&request.kind)?;
-    let priority = priority_from(request.priority)?;
+    let priority = requested_priority(request.priority.as_ref())?;
     let input = request
         .input
         .unwrap_or_else(|| raw_json(&serde_json::json!({})));
@@ -265,29 +265,21 @@ async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The `priority` a create asks for: absent or null is the default; otherwise 0 to 9.
-fn priority_from(requested: Option<i64>) -> Result<Priority, ApiError> {
-    match requested {
-        None => Ok(Priority::default()),
-        Some(value) => Priority::new(value).ok_or_else(priority_out_of_range),
-    }
-}
-
-/// The `priority` of a `POST /api/v4/deep-research` body (read as [`priority_from`] does).
-fn research_priority(body: &Value) -> Result<Priority, ApiError> {
-    match body.get("priority") {
+/// A create's `priority`: absent or null is the default, else as [`priority_of`] reads it.
+fn requested_priority(value: Option<&Value>) -> Result<Priority, ApiError> {
+    match value {
         None | Some(Value::Null) => Ok(Priority::default()),
-        Some(value) => value
-            .as_i64()
-            .and_then(Priority::new)
-            .ok_or_else(priority_out_of_range),
+        Some(value) => priority_of(value),
     }
 }
 
-fn priority_out_of_range() -> ApiError {
-    ApiError::invalid(format!(
-        "priority must be an integer from 0 to {MAX_PRIORITY}"
-    ))
+/// A priority given as JSON: an integer from 0 to `MAX_PRIORITY`.
+pub(super) fn priority_of(value: &Value) -> Result<Priority, ApiError> {
+    value.as_i64().and_then(Priority::new).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "priority must be an integer from 0 to {MAX_PRIORITY}"
+        ))
+    })
 }
 
 fn validate_kind(kind: &str) -> Result<(), ApiError> {

@@ -1,17 +1,19 @@
 //! `POST /api/v4/job/{job_id}/priority`: the admin moves a queued job up or down the queue.
 
+use super::create::priority_of;
 use super::jobs::{JobPath, job_response};
 use super::responses::ReportFailures;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, JobIdPath};
-use crate::job::{Change, Job, MAX_PRIORITY, Priority};
+use crate::job::{Change, Job, Priority};
 use crate::state::AppState;
 use crate::store::JobStore;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
+use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,7 +26,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 struct NewPriority {
     #[schema(value_type = Priority)]
-    priority: i64,
+    priority: Value,
 }
 
 /// Re-prioritises a pending job in one atomic change: the job's `priority` and its place in the
@@ -48,11 +50,7 @@ async fn prioritise_job(
     JobIdPath(job_id): JobIdPath,
     ApiJson(request): ApiJson<NewPriority>,
 ) -> Result<Response, ApiError> {
-    let priority = Priority::new(request.priority).ok_or_else(|| {
-        ApiError::invalid(format!(
-            "priority must be an integer from 0 to {MAX_PRIORITY}"
-        ))
-    })?;
+    let priority = priority_of(&request.priority)?;
     let job = state
         .store
         .apply(job_id, Change::Prioritise { priority })
