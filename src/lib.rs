@@ -57,6 +57,7 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod research;
 pub mod routes;
+pub mod search;
 pub mod serve;
 pub mod shutdown;
 pub mod sink;

@@ -8,6 +8,7 @@ use crate::extract::ApiQuery;
 use crate::follow::{self, RELAY_WAIT};
 use crate::hub::{Scope, Subscription};
 use crate::job::{JobEvent, JobStatus};
+use crate::search::Search;
 use crate::state::AppState;
 use crate::store::JobStore;
 use crate::store::listing::{Cursor, ListQuery, MAX_PAGE};
@@ -95,6 +96,10 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<R
 struct ListParams {
     /// Only jobs in this state: `pending`, `processing`, `completed`, `failed` or `cancelled`.
     status: Option<String>,
+    /// Only jobs whose product name and ingredients hold these words (case and accents do not
+    /// matter; the last word may be the beginning of one, unless a space ends the query).
+    #[param(example = "diet co")]
+    q: Option<String>,
     /// Jobs per page: 1 to `MAX_PAGE`, default `DEFAULT_PAGE` (20).
     #[param(minimum = 1)]
     limit: Option<usize>,
@@ -113,7 +118,7 @@ struct JobPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/v4/jobs?status=&limit=&cursor=`: jobs newest first, without their results.
+/// `GET /api/v4/jobs?status=&q=&limit=&cursor=`: jobs newest first, without their results.
 #[utoipa::path(
     get,
     path = "/api/v4/jobs",
@@ -139,9 +144,18 @@ async fn list_jobs(
 fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
     Ok(ListQuery {
         status: status_param(params.status.as_deref())?,
+        search: search_param(params.q.as_deref())?,
         limit: limit_param(params.limit)?,
         after: cursor_param(params.cursor.as_deref())?,
     })
+}
+
+/// A `q` query parameter: empty or absent is no search.
+pub(super) fn search_param(text: Option<&str>) -> Result<Option<Search>, ApiError> {
+    match text {
+        None | Some("") => Ok(None),
+        Some(text) => Search::parse(text).map(Some).map_err(ApiError::invalid),
+    }
 }
 
 /// A `status` query parameter: empty or absent is any.

@@ -1,7 +1,7 @@
 //! `GET /api/v4/history`: finished jobs, newest first, for `HISTORY_RETENTION_DAYS` after they
 //! finished (long after the jobs themselves expire).
 
-use super::dashboard::{cursor_param, limit_param, status_param};
+use super::dashboard::{cursor_param, limit_param, search_param, status_param};
 use super::responses::ListFailures;
 use crate::auth::Admin;
 use crate::error::ApiError;
@@ -28,6 +28,10 @@ struct HistoryParams {
     status: Option<String>,
     /// Only jobs of this kind.
     kind: Option<String>,
+    /// Only jobs whose product name and ingredients hold these words (case and accents do not
+    /// matter; the last word may be the beginning of one, unless a space ends the query).
+    #[param(example = "diet co")]
+    q: Option<String>,
     /// Only jobs that finished at or after this instant (RFC 3339).
     #[param(example = "2026-12-01T00:00:00Z")]
     since: Option<String>,
@@ -72,6 +76,7 @@ async fn list_history(
     let query = HistoryQuery {
         status: status_param(params.status.as_deref())?,
         kind: params.kind.filter(|kind| !kind.is_empty()),
+        search: search_param(params.q.as_deref())?,
         since_ms: instant_param("since", params.since.as_deref())?,
         until_ms: instant_param("until", params.until.as_deref())?,
         limit: limit_param(params.limit)?,

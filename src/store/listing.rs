@@ -1,6 +1,7 @@
 //! Listing jobs newest first, a page at a time, from an index sorted by creation time.
 
 use crate::job::{HistoryRecord, Job, JobId, JobStatus, Timestamp};
+use crate::search::Search;
 use serde::Deserialize;
 use std::fmt;
 use std::str::FromStr;
@@ -49,6 +50,8 @@ impl FromStr for Cursor {
 #[derive(Clone, Debug)]
 pub struct ListQuery {
     pub status: Option<JobStatus>,
+    /// Only jobs this search finds.
+    pub search: Option<Search>,
     pub limit: usize,
     /// Start strictly after this entry (newest first); `None` starts at the newest job.
     pub after: Option<Cursor>,
@@ -96,6 +99,8 @@ pub struct HeadPage {
 pub struct HistoryQuery {
     pub status: Option<JobStatus>,
     pub kind: Option<String>,
+    /// Only jobs this search finds.
+    pub search: Option<Search>,
     /// Only jobs that finished at or after this instant (ms since the epoch).
     pub since_ms: Option<i64>,
     /// Only jobs that finished at or before this instant (ms since the epoch).

@@ -10,7 +10,8 @@ pub use self::failover::Store;
 pub use self::memory::MemoryStore;
 pub use self::redis::{
     ARRIVALS_KEY, HISTORY_KEY, HISTORY_RECORDS_KEY, INDEX_KEY, LEASES_KEY, LEGACY_QUEUE_KEY,
-    QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
+    MAX_INTERSECTED, QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
+    SEARCH_WORD_PREFIX, SEARCH_WORDS_KEY,
 };
 
 use crate::idempotency::{Creation, IdempotencyKey};

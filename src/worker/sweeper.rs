@@ -17,6 +17,8 @@ use tracing::{info, warn};
 pub const SWEEP_BATCH: usize = 100;
 /// The most history records pruned per sweep.
 pub const HISTORY_PRUNE_BATCH: usize = 1_000;
+/// How many words of the search vocabulary each sweep prunes, walking on from the last.
+pub const SEARCH_PRUNE_WORDS: usize = 200;
 
 /// Starts the sweeper; it stops with `state.shutdown`.
 pub fn spawn_sweeper(state: &AppState) {
@@ -33,6 +35,7 @@ pub fn spawn_sweeper(state: &AppState) {
             }
             // Every instance prunes (cheap, idempotent), in memory during an outage too.
             prune_history(&state).await;
+            prune_search(&state).await;
             if state.store.is_degraded() {
                 continue; // leases live in Redis; nothing to sweep until it is back
             }
@@ -61,6 +64,23 @@ async fn prune_history(state: &AppState) {
         Ok(0) => {}
         Ok(pruned) => info!(pruned, "pruned history records past their retention"),
         Err(error) => warn!(%error, "pruning the history failed"),
+    }
+}
+
+/// Takes jobs out of the search index once neither they nor their history records can be found
+/// any more: created longer ago than `JOB_TTL_SECS` plus `HISTORY_RETENTION_DAYS`.
+async fn prune_search(state: &AppState) {
+    let kept = chrono::TimeDelta::days(state.config.history_retention_days as i64)
+        + chrono::TimeDelta::seconds(state.config.job_ttl_secs as i64);
+    let cutoff = Timestamp::now().0 - kept;
+    match state
+        .store
+        .prune_search(cutoff.timestamp_millis(), SEARCH_PRUNE_WORDS)
+        .await
+    {
+        Ok(0) => {}
+        Ok(pruned) => info!(pruned, "pruned search entries past their retention"),
+        Err(error) => warn!(%error, "pruning the search index failed"),
     }
 }
 

@@ -30,6 +30,7 @@ mod rate_limits;
 mod reconcile;
 mod redis_connection;
 mod request_id;
+mod search;
 mod seed_api;
 mod sessions;
 mod sse;

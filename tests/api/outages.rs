@@ -41,6 +41,17 @@ async fn a_server_started_without_redis_switches_to_it_when_it_appears_and_write
         .await
         .expect("written back to Redis");
     assert_eq!(stored, app.job(&early).await);
+    let searched: Value = app
+        .get("/api/v4/jobs?q=early%20sal")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        job_ids(&searched),
+        [early.as_str()],
+        "found in Redis's search index"
+    );
     let late = app.start_research("Late", json!(["sugar"])).await;
     assert_eq!(app.wait_until_finished(&late).await["status"], "completed");
     assert!(stored_job(&redis, &late).await.is_some());

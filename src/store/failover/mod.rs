@@ -150,6 +150,16 @@ impl Store {
         self.shared.memory.purge_expired()
     }
 
+    /// Takes jobs created before `before_ms` out of the Redis search index, walking `words`
+    /// words of its vocabulary on; how many entries went. (The memory store's index follows the
+    /// jobs and records it holds.)
+    pub async fn prune_search(&self, before_ms: i64, words: usize) -> Result<usize, StoreError> {
+        match self.is_degraded() {
+            true => Ok(0),
+            false => self.shared.redis.prune_search(before_ms, words).await,
+        }
+    }
+
     /// Applies `change` as [`JobStore::apply`] does; the job's new state as an event whose JSON
     /// is serialised once: as Redis stored and published it, or here from the memory store.
     pub async fn apply_event(&self, id: JobId, change: Change) -> Result<JobEvent, StoreError> {

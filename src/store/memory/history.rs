@@ -4,7 +4,7 @@ use super::MemoryStore;
 use crate::job::{HistoryRecord, JobId};
 use crate::store::listing::{Cursor, HistoryPage, HistoryQuery, collect_history};
 use crate::store::{History, StoreError};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The records, and their order (a [`Cursor`] whose `created_ms` is when the job finished).
 #[derive(Default)]
@@ -21,6 +21,11 @@ impl Records {
         }
         self.order.insert(cursor);
     }
+
+    /// Whether job `id` has a record here.
+    pub fn holds(&self, id: JobId) -> bool {
+        self.records.contains_key(&id)
+    }
 }
 
 fn place(record: &HistoryRecord) -> Cursor {
@@ -36,22 +41,23 @@ impl History for MemoryStore {
     }
 
     async fn history_page(&self, query: &HistoryQuery) -> Result<HistoryPage, StoreError> {
+        let found = self.found(query.search.as_ref());
         collect_history(query, |after, count| {
-            std::future::ready(Ok(self.read_history(query, after, count)))
+            std::future::ready(Ok(self.read_history(query, found.as_ref(), after, count)))
         })
         .await
     }
 
     async fn prune_history(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         let mut state = self.lock();
-        let history = &mut state.history;
         let mut pruned = 0;
         while pruned < limit
-            && let Some(oldest) = history.order.first().copied()
+            && let Some(oldest) = state.history.order.first().copied()
             && oldest.created_ms < before_ms
         {
-            history.order.remove(&oldest);
-            history.records.remove(&oldest.job_id);
+            state.history.order.remove(&oldest);
+            state.history.records.remove(&oldest.job_id);
+            state.forget_if_gone(oldest.job_id);
             pruned += 1;
         }
         Ok(pruned)
@@ -59,10 +65,12 @@ impl History for MemoryStore {
 }
 
 impl MemoryStore {
-    /// Up to `count` entries strictly after `after` (newest first), up to `until_ms`.
+    /// Up to `count` entries strictly after `after` (newest first), up to `until_ms`, of the
+    /// jobs `found` holds (all when `None`).
     fn read_history(
         &self,
         query: &HistoryQuery,
+        found: Option<&HashSet<JobId>>,
         after: Option<Cursor>,
         count: usize,
     ) -> Vec<(Cursor, Option<HistoryRecord>)> {
@@ -82,6 +90,7 @@ impl MemoryStore {
             None => Box::new(history.order.iter().rev()),
         };
         entries
+            .filter(|cursor| found.is_none_or(|found| found.contains(&cursor.job_id)))
             .take(count)
             .map(|cursor| (*cursor, history.records.get(&cursor.job_id).cloned()))
             .collect()

@@ -11,6 +11,7 @@
 mod history;
 mod queue;
 mod ready;
+mod search;
 #[cfg(test)]
 mod tests;
 
@@ -20,9 +21,10 @@ use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{
     Change, HistoryRecord, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp,
 };
+use crate::search::{Search, job_words};
 use bytes::Bytes;
 use ready::Ready;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -85,6 +87,8 @@ struct State {
     idempotency: HashMap<String, (String, Instant)>,
     /// The history: records of finished jobs, in order of when they finished.
     history: history::Records,
+    /// The words each job (live or in the history) is found by.
+    search: search::Words,
 }
 
 struct StoredJob {
@@ -267,6 +271,9 @@ impl State {
     /// Stores `job`, as a copy of what Redis holds when `mirrored`.
     fn insert(&mut self, job: Job, expires: Instant, mirrored: bool) {
         let cursor = Cursor::of(&job);
+        if !self.search.holds(job.job_id) {
+            self.search.add(job.job_id, job_words(&job.input));
+        }
         self.put(Doc::Job(job), cursor, expires, mirrored);
     }
 
@@ -312,6 +319,14 @@ impl State {
                 return; // what is left only this store holds
             };
             self.remove(id);
+            self.forget_if_gone(id);
+        }
+    }
+
+    /// Takes job `id` out of the search index unless it or its history record is still here.
+    fn forget_if_gone(&mut self, id: JobId) {
+        if !self.jobs.contains_key(&id) && !self.history.holds(id) {
+            self.search.forget(id);
         }
     }
 
@@ -385,8 +400,9 @@ impl JobStore for MemoryStore {
     }
 
     async fn list(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
+        let found = self.found(query.search.as_ref());
         collect_page(query, |after, count| {
-            std::future::ready(Ok(self.read_index(after, count)))
+            std::future::ready(Ok(self.read_index(found.as_ref(), after, count)))
         })
         .await
     }
@@ -403,20 +419,36 @@ impl MemoryStore {
                 break;
             }
             state.remove(id);
+            state.forget_if_gone(id);
             purged += 1;
         }
         state.idempotency.retain(|_, (_, expires)| *expires > now);
         purged
     }
 
-    /// Up to `count` index entries strictly after `after` (newest first), with their live jobs.
-    fn read_index(&self, after: Option<Cursor>, count: usize) -> Vec<(Cursor, Option<Job>)> {
+    /// The jobs `search` finds; `None` (every job) without one.
+    fn found(&self, search: Option<&Search>) -> Option<HashSet<JobId>> {
+        search.map(|search| self.lock().search.found(search))
+    }
+
+    /// Up to `count` index entries strictly after `after` (newest first) of the jobs `found`
+    /// holds (all when `None`), with their live jobs.
+    fn read_index(
+        &self,
+        found: Option<&HashSet<JobId>>,
+        after: Option<Cursor>,
+        count: usize,
+    ) -> Vec<(Cursor, Option<Job>)> {
         let mut state = self.lock();
         let entries: Box<dyn Iterator<Item = &Cursor>> = match after {
             Some(after) => Box::new(state.index.range(..after).rev()),
             None => Box::new(state.index.iter().rev()),
         };
-        let cursors: Vec<Cursor> = entries.take(count).copied().collect();
+        let cursors: Vec<Cursor> = entries
+            .filter(|cursor| found.is_none_or(|found| found.contains(&cursor.job_id)))
+            .take(count)
+            .copied()
+            .collect();
         cursors
             .into_iter()
             .map(|cursor| (cursor, state.live_job(cursor.job_id).cloned()))

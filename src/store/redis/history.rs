@@ -78,24 +78,33 @@ impl RedisStore {
         count: usize,
     ) -> Result<Vec<(Cursor, Option<HistoryRecord>)>, StoreError> {
         let max = after.map(|cursor| cursor.created_ms).or(query.until_ms);
-        let cursors = self
-            .read_cursors(HISTORY_KEY, max, query.since_ms, after, count)
-            .await?;
-        if cursors.is_empty() {
+        let entries = match &query.search {
+            Some(search) => {
+                let range = (max, query.since_ms);
+                self.search_cursors(HISTORY_KEY, search, range, after, count)
+                    .await?
+            }
+            None => {
+                let cursors = self.read_cursors(HISTORY_KEY, max, query.since_ms, after, count);
+                cursors.await?.into_iter().map(|c| (c, true)).collect()
+            }
+        };
+        if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<String> = cursors.iter().map(|c| c.job_id.to_string()).collect();
+        let ids: Vec<String> = entries.iter().map(|(c, _)| c.job_id.to_string()).collect();
         let records: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(HISTORY_RECORDS_KEY)
             .arg(&ids)
             .query_async(&mut self.connection())
             .await?;
-        Ok(cursors
+        // An entry the search does not find is passed over like a missing record.
+        Ok(entries
             .into_iter()
             .zip(records)
-            .map(|(cursor, json)| {
-                let record = json.and_then(|json| parse(cursor.job_id, &json));
-                (cursor, record)
+            .map(|((cursor, found), json)| {
+                let record = json.filter(|_| found);
+                (cursor, record.and_then(|json| parse(cursor.job_id, &json)))
             })
             .collect())
     }

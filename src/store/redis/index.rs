@@ -6,6 +6,7 @@ use crate::store::JobStore;
 use crate::store::StoreError;
 use crate::store::listing::{Cursor, HeadPage, JobHead, JobPage, ListQuery, collect_page};
 use redis::AsyncCommands;
+use std::collections::HashMap;
 
 /// Job ids scored by creation time in milliseconds, under the queue's hash tag.
 pub const INDEX_KEY: &str = "{jobcast}:index";
@@ -15,35 +16,38 @@ pub const PRUNE_BATCH: isize = 500;
 /// this is enough unless `current_step` is unusually long, when the whole record is read.
 pub const HEAD_BYTES: isize = 512;
 /// Extra entries read past a cursor, to step over entries scored in the same millisecond.
-const SAME_MILLISECOND_MARGIN: usize = 32;
+pub(super) const SAME_MILLISECOND_MARGIN: usize = 32;
 
 impl RedisStore {
-    /// Adds `job` to the index (idempotent).
-    pub async fn index(&self, job: &Job) -> Result<(), StoreError> {
-        let score = job.created_at.0.timestamp_millis();
-        let _: () = self
-            .connection()
-            .zadd(INDEX_KEY, job.job_id.to_string(), score)
-            .await?;
-        Ok(())
-    }
-
     /// A page of jobs, newest first; entries whose job has expired are dropped from the index.
     pub async fn list_page(&self, query: &ListQuery) -> Result<JobPage, StoreError> {
-        collect_page(query, |after, count| self.read_index(after, count)).await
+        collect_page(query, |after, count| self.read_index(query, after, count)).await
     }
 
     async fn read_index(
         &self,
+        query: &ListQuery,
         after: Option<Cursor>,
         count: usize,
     ) -> Result<Vec<(Cursor, Option<Job>)>, StoreError> {
         let max = after.map(|cursor| cursor.created_ms);
-        let cursors = self
-            .read_cursors(INDEX_KEY, max, None, after, count)
-            .await?;
-        let documents = self.get_many(cursors.iter().map(|c| c.job_id)).await?;
-        let expired: Vec<String> = cursors
+        let entries = match &query.search {
+            Some(search) => {
+                self.search_cursors(INDEX_KEY, search, (max, None), after, count)
+                    .await?
+            }
+            None => {
+                let cursors = self.read_cursors(INDEX_KEY, max, None, after, count);
+                cursors.await?.into_iter().map(|c| (c, true)).collect()
+            }
+        };
+        let wanted: Vec<Cursor> = entries
+            .iter()
+            .filter(|(_, found)| *found)
+            .map(|(cursor, _)| *cursor)
+            .collect();
+        let documents = self.get_many(wanted.iter().map(|c| c.job_id)).await?;
+        let expired: Vec<String> = wanted
             .iter()
             .zip(&documents)
             .filter(|(_, json)| json.is_none())
@@ -54,13 +58,14 @@ impl RedisStore {
         }
         // A corrupt record is skipped (and logged by `decode`), its index entry kept: it expires
         // with its key like any other.
-        Ok(cursors
-            .into_iter()
+        let mut jobs: HashMap<JobId, Job> = wanted
+            .iter()
             .zip(documents)
-            .map(|(cursor, json)| {
-                let job = json.and_then(|json| decode(cursor.job_id, &json).ok());
-                (cursor, job)
-            })
+            .filter_map(|(cursor, json)| Some((cursor.job_id, decode(cursor.job_id, &json?).ok()?)))
+            .collect();
+        Ok(entries
+            .into_iter()
+            .map(|(cursor, _)| (cursor, jobs.remove(&cursor.job_id)))
             .collect())
     }
 
@@ -86,16 +91,10 @@ impl RedisStore {
             .arg("WITHSCORES")
             .query_async(&mut self.connection())
             .await?;
-        Ok(entries
-            .iter()
-            .filter_map(|(id, score)| {
-                Some(Cursor {
-                    created_ms: *score as i64,
-                    job_id: id.parse().ok()?,
-                })
-            })
-            .filter(|cursor| after.is_none_or(|after| *cursor < after))
-            .take(count)
+        let entries = entries.into_iter().map(|(id, score)| (id, score, ()));
+        Ok(cursors_after(entries.collect(), after, count)
+            .into_iter()
+            .map(|(cursor, ())| cursor)
             .collect())
     }
 
@@ -187,6 +186,27 @@ impl RedisStore {
             Err(error) => Err(error),
         }
     }
+}
+
+/// Up to `count` of `entries` (ids, their scores in ms and what else was read, newest first)
+/// strictly after `after`.
+pub(super) fn cursors_after<T>(
+    entries: Vec<(String, f64, T)>,
+    after: Option<Cursor>,
+    count: usize,
+) -> Vec<(Cursor, T)> {
+    entries
+        .into_iter()
+        .filter_map(|(id, score, extra)| {
+            let cursor = Cursor {
+                created_ms: score as i64,
+                job_id: id.parse().ok()?,
+            };
+            Some((cursor, extra))
+        })
+        .filter(|(cursor, _)| after.is_none_or(|after| *cursor < after))
+        .take(count)
+        .collect()
 }
 
 /// The fields before `,"completed_at":` (which follows `updated_at`; a string value cannot hold

@@ -5,12 +5,14 @@ mod index;
 mod observed;
 mod queue;
 mod recovery;
+mod search;
 mod sessions;
 
 pub use history::{HISTORY_KEY, HISTORY_RECORDS_KEY};
 pub use index::INDEX_KEY;
 pub use queue::{ARRIVALS_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY};
 pub use recovery::Restored;
+pub use search::{MAX_INTERSECTED, SEARCH_WORD_PREFIX, SEARCH_WORDS_KEY};
 pub use sessions::REVOKED_SESSION_PREFIX;
 
 use super::listing::{JobPage, ListQuery};
@@ -113,6 +115,8 @@ struct Scripts {
     claim: Script,
     renew: Script,
     expired: Script,
+    search: Script,
+    prune_words: Script,
 }
 
 impl RedisStore {
@@ -134,6 +138,8 @@ impl RedisStore {
             claim: Script::new(include_str!("claim.lua")),
             renew: Script::new(include_str!("renew.lua")),
             expired: Script::new(include_str!("expired.lua")),
+            search: Script::new(include_str!("search.lua")),
+            prune_words: Script::new(include_str!("prune_words.lua")),
         };
         Ok(Self {
             connection: Arc::new(RwLock::new(connection)),
@@ -292,36 +298,21 @@ fn parse_transition_reply(mut reply: Vec<String>) -> Result<String, StoreError> 
 
 impl JobStore for RedisStore {
     async fn create(&self, job: &Job) -> Result<(), StoreError> {
-        let mut connection = self.connection();
         let _created: bool = self
-            .scripts
-            .create
-            .key(job.job_id.key())
-            .arg(job.to_json())
-            .arg(self.ttl_secs)
-            .invoke_async(&mut connection)
+            .create_invocation(job, None)
+            .invoke_async(&mut self.connection())
             .await?;
-        self.index(job).await
+        Ok(())
     }
 
     async fn create_once(&self, job: &Job, key: &IdempotencyKey) -> Result<Creation, StoreError> {
         let reply: ::redis::Value = self
-            .scripts
-            .create
-            .key(job.job_id.key())
-            .key(&key.record)
-            .arg(job.to_json())
-            .arg(self.ttl_secs)
-            .arg(key.record_value(job.job_id))
-            .arg(key.ttl_secs)
+            .create_invocation(job, Some(key))
             .invoke_async(&mut self.connection())
             .await?;
         match reply {
             ::redis::Value::BulkString(held) => Ok(key.replay(&String::from_utf8_lossy(&held))),
-            _ => {
-                self.index(job).await?;
-                Ok(Creation::Created)
-            }
+            _ => Ok(Creation::Created),
         }
     }
 
@@ -343,6 +334,31 @@ impl JobStore for RedisStore {
 }
 
 impl RedisStore {
+    /// A call of `create.lua` storing `job` (under `key`'s record, if any) and indexing it.
+    fn create_invocation(
+        &self,
+        job: &Job,
+        key: Option<&IdempotencyKey>,
+    ) -> ::redis::ScriptInvocation<'_> {
+        let mut invocation = self.scripts.create.prepare_invoke();
+        invocation
+            .key(job.job_id.key())
+            .key(INDEX_KEY)
+            .key(SEARCH_WORDS_KEY)
+            .arg(job.to_json())
+            .arg(self.ttl_secs)
+            .arg(job.created_at.0.timestamp_millis())
+            .arg(SEARCH_WORD_PREFIX);
+        if let Some(key) = key {
+            invocation
+                .key(&key.record)
+                .arg(key.record_value(job.job_id))
+                .arg(key.ttl_secs);
+        }
+        invocation.arg(crate::search::job_words(&job.input));
+        invocation
+    }
+
     /// Applies `change` as [`JobStore::apply`] does; the job's new state as an event whose JSON
     /// is the script's, read only as far as ordering and classifying it need (a reporter's
     /// path: the full job is never built).
