@@ -7,6 +7,8 @@ const FINAL = new Set(["completed", "failed", "cancelled"]);
 const RECONNECT_MIN_MS = 1000;
 const RECONNECT_MAX_MS = 10000;
 const PAGE_SIZE = 20;
+/** How long typing in the dashboard's search box pauses before it lists again. */
+const SEARCH_DEBOUNCE_MS = 250;
 // The control token a job's creation answered, kept per job so that any tab (or a reload) of
 // this browser can cancel the job it started.
 const controlTokenKey = (jobId) => `jobcast:control:${jobId}`;
@@ -362,11 +364,15 @@ async function loadJobs(reset) {
   const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
   const status = $("status-filter").value;
   if (status) params.set("status", status);
+  // Sent as typed: a trailing space means the last word is whole (see the README's Search).
+  const search = $("search-filter").value;
+  if (search.trim()) params.set("q", search);
   if (dashboard.cursor) params.set("cursor", dashboard.cursor);
   const response = await fetch(`/api/v4/jobs?${params}`);
+  if (search !== $("search-filter").value) return; // typed on meanwhile: a newer list follows
   $("sign-in").hidden = response.status !== 401;
-  $("dashboard-note").hidden = response.status !== 403;
-  if (response.status === 403) {
+  $("dashboard-note").hidden = response.status !== 403 && response.status !== 422;
+  if (response.status === 403 || response.status === 422) {
     $("dashboard-note").textContent = (await response.json()).detail;
   }
   if (!response.ok) return;
@@ -391,7 +397,10 @@ function startAllJobsFeed() {
     if (message.type !== "job") return;
     const filter = $("status-filter").value;
     const known = dashboard.rows.has(message.job.job_id);
-    if (known || (message.kind === "created" && (!filter || filter === message.job.status))) {
+    // While searching, only the server knows which new jobs match: new rows wait for a list.
+    const searching = $("search-filter").value.trim() !== "";
+    const wanted = !searching && (!filter || filter === message.job.status);
+    if (known || (message.kind === "created" && wanted)) {
       upsertRow(message.job, !known);
     }
   });
@@ -458,6 +467,11 @@ document.addEventListener("DOMContentLoaded", () => {
     if (watching.jobId) watch(watching.jobId); // same job, other transport, resuming from seq
   }));
   $("status-filter").addEventListener("change", () => loadJobs(true));
+  let typing = null;
+  $("search-filter").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => loadJobs(true), SEARCH_DEBOUNCE_MS);
+  });
   $("load-more").addEventListener("click", () => loadJobs(false));
   $("sign-in").addEventListener("submit", signIn);
   window.addEventListener("popstate", () => {

@@ -155,6 +155,43 @@ async fn the_dashboard_lists_recent_jobs_and_updates_them_live() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_searches_the_dashboard_as_they_type() {
+    let app = spawn_app_without_redis().await;
+    let mut ids = Vec::new();
+    for product in ["Diet Cola", "Diet Coconut Water", "Lemonade"] {
+        let input = serde_json::json!({"product_name": product, "ingredients": ["water"]});
+        let body = serde_json::json!({"kind": "external", "input": input});
+        let job: serde_json::Value = app.post("/api/v4/jobs", &body).await.json().await.unwrap();
+        ids.push(job["job_id"].as_str().unwrap().to_owned());
+    }
+    let browser = Browser::start().await;
+    browser.goto(&app.url("")).await;
+    browser
+        .wait_for(&format!("li[data-job-id='{}']", ids[2]))
+        .await;
+
+    browser.type_into("#search-filter", "diet co").await;
+    eventually("the list never narrowed to the search", || async {
+        let rows = browser.count("#job-list li").await;
+        let lemonade = browser
+            .count(&format!("li[data-job-id='{}']", ids[2]))
+            .await;
+        (rows == 2 && lemonade == 0).then_some(())
+    })
+    .await;
+    browser
+        .wait_for(&format!("li[data-job-id='{}']", ids[0]))
+        .await;
+
+    browser
+        .type_into("#search-filter", "a b c d e f g h i")
+        .await;
+    browser
+        .wait_for_text("#dashboard-note", "q holds more than 8 words")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_reconnects_after_a_server_restart_and_sees_the_job_finish() {
     let redis = TestRedis::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
