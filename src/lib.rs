@@ -65,6 +65,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;
 pub mod worker;
 
 pub use config::Config;

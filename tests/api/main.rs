@@ -36,5 +36,6 @@ mod sessions;
 mod sse;
 mod stalls;
 mod stored_data;
+mod webhooks;
 mod websocket;
 mod workers;

@@ -1,0 +1,127 @@
+//! A webhook receiver on loopback: it records every request it gets and answers with the
+//! statuses it is told to, in turn, like an endpoint that fails a few times and then recovers.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One request the receiver got.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// What the receiver answers to one request.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub delay: Duration,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    pub fn after(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Default)]
+struct Inbox {
+    received: Vec<Received>,
+    /// Answers still to give, in order; 200 once they are used up.
+    script: VecDeque<Answer>,
+}
+
+/// The receiver; it stops when dropped.
+pub struct Receiver {
+    pub port: u16,
+    inbox: Arc<Mutex<Inbox>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// A receiver that answers `script` in turn, then 200.
+    pub async fn start(script: Vec<Answer>) -> Self {
+        let inbox = Arc::new(Mutex::new(Inbox {
+            received: Vec::new(),
+            script: script.into(),
+        }));
+        let app = axum::Router::new()
+            .fallback(receive)
+            .with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self {
+            port,
+            inbox,
+            server,
+        }
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.inbox.lock().unwrap().received.clone()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn receive(
+    State(inbox): State<Arc<Mutex<Inbox>>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = {
+        let mut inbox = inbox.lock().unwrap();
+        inbox.received.push(Received {
+            path: uri.path().to_owned(),
+            headers,
+            body,
+        });
+        inbox
+            .script
+            .pop_front()
+            .unwrap_or_else(|| Answer::status(200))
+    };
+    tokio::time::sleep(answer.delay).await;
+    let mut response = answer.status.into_response();
+    for (name, value) in answer.headers {
+        response
+            .headers_mut()
+            .insert(name, HeaderValue::from_str(&value).unwrap());
+    }
+    response
+}
