@@ -2,6 +2,7 @@
 
 use crate::client_addr::TrustedProxies;
 use crate::cors::CorsOrigins;
+use crate::webhook::{self, RetrySchedule, Signer};
 use clap::Parser;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -231,6 +232,47 @@ pub struct Config {
     /// network (e.g. `10.0.0.5:9090`); unset: metrics only on the main port, as an admin endpoint.
     #[arg(long, env = "METRICS_ADDR", value_name = "METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// The secrets webhook requests are signed with (`whsec_<base64>`, space-separated: each one
+    /// signs, so receivers can rotate); unset: no webhooks are sent.
+    #[arg(long, env = "WEBHOOK_SECRET", value_name = "WEBHOOK_SECRET", hide_env_values = true,
+        value_parser = Signer::parse)]
+    pub webhook_secret: Option<Signer>,
+    /// Endpoints that get every job's events (comma-separated http(s) URLs), besides each job's
+    /// own `webhook_url`.
+    #[arg(long, env = "WEBHOOK_URLS", value_name = "WEBHOOK_URLS", value_delimiter = ',',
+        value_parser = parse_webhook_url)]
+    pub webhook_urls: Vec<String>,
+    /// When a delivery is attempted: seconds after the event, then after each failed attempt.
+    #[arg(long, env = "WEBHOOK_RETRY_SCHEDULE", value_name = "WEBHOOK_RETRY_SCHEDULE",
+        default_value = webhook::schedule::DEFAULT_SCHEDULE)]
+    pub webhook_retry_schedule: RetrySchedule,
+    /// How long one attempt may take before it counts as failed, in milliseconds.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", value_name = "WEBHOOK_TIMEOUT_MS", default_value_t = 15_000,
+        value_parser = clap::value_parser!(u64).range(1..=120_000))]
+    pub webhook_timeout_ms: u64,
+    /// Deliver to loopback, private and link-local addresses too (refused by default, so that no
+    /// one can aim jobcast at what only it can reach).
+    #[arg(long, env = "WEBHOOK_ALLOW_PRIVATE", value_name = "WEBHOOK_ALLOW_PRIVATE", default_value_t = false,
+        action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// Attempts this instance makes at once, over all endpoints.
+    #[arg(long, env = "WEBHOOK_MAX_IN_FLIGHT", value_name = "WEBHOOK_MAX_IN_FLIGHT", default_value_t = 32,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_max_in_flight: u32,
+    /// Attempts this instance makes at once to one endpoint (scheme, host and port), so that one
+    /// slow endpoint cannot hold up the others.
+    #[arg(long, env = "WEBHOOK_MAX_PER_ENDPOINT", value_name = "WEBHOOK_MAX_PER_ENDPOINT", default_value_t = 4,
+        value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub webhook_max_per_endpoint: u32,
+    /// How long a delivery and its attempts stay visible after their last change, in seconds.
+    #[arg(long, env = "WEBHOOK_RETENTION_SECS", value_name = "WEBHOOK_RETENTION_SECS", default_value_t = 7 * 86_400,
+        value_parser = clap::value_parser!(u64).range(60..=MAX_JOB_TTL_SECS))]
+    pub webhook_retention_secs: u64,
+}
+
+/// One of `WEBHOOK_URLS`.
+fn parse_webhook_url(text: &str) -> Result<String, String> {
+    webhook::check_url(text.trim()).map(|url| url.to_string())
 }
 
 impl Config {
@@ -282,6 +324,10 @@ impl Config {
 
     pub fn keepalive_timeout(&self) -> Duration {
         Duration::from_millis(self.keepalive_timeout_ms)
+    }
+
+    pub fn webhook_timeout(&self) -> Duration {
+        Duration::from_millis(self.webhook_timeout_ms)
     }
 }
 

@@ -9,7 +9,7 @@ use crate::metrics::{METRICS_SAMPLE_INTERVAL, Metrics};
 use crate::rate_limit::{RATE_LIMIT_PRUNE_INTERVAL, RateLimits};
 use crate::routes;
 use crate::state::{AppState, Handles};
-use crate::store::{MemoryStore, RedisStore, Store};
+use crate::store::{MemoryStore, RedisStore, Store, WebhookRouting};
 use crate::{pubsub, serve, worker};
 use anyhow::Context;
 use redis::aio::ConnectionManagerConfig;
@@ -71,10 +71,12 @@ impl App {
             config.job_ttl_secs,
             metrics.clone(),
         )?
-        .keeping_history(config.history_retention_days > 0);
+        .keeping_history(config.history_retention_days > 0)
+        .with_webhooks(webhook_routing(&config));
         let max_bytes = usize::try_from(config.memory_store_max_bytes).unwrap_or(usize::MAX);
         let memory = MemoryStore::new(Arc::new(hub.clone()), config.job_ttl_secs, max_bytes)
-            .keeping_history(config.history_retention_days > 0);
+            .keeping_history(config.history_retention_days > 0)
+            .with_webhooks(webhook_routing(&config));
         let store = Store::start(
             redis,
             memory,
@@ -153,6 +155,7 @@ impl App {
         let state = self.state.clone();
         let workers = worker::spawn_workers(&state);
         worker::spawn_sweeper(&state);
+        worker::spawn_deliverer(&state);
         spawn_every(&state, MEMORY_PURGE_INTERVAL, purge_memory);
         spawn_every(&state, CACHE_IDLE / 4, async |state| {
             let cached = state.cache.evict_idle();
@@ -291,4 +294,15 @@ async fn purge_memory(state: AppState) {
 async fn close_streams_at_shutdown(state: AppState) {
     state.shutdown.cancelled().await;
     state.hub.close();
+}
+
+/// Where the stores queue webhook deliveries: nowhere without `WEBHOOK_SECRET`.
+fn webhook_routing(config: &Config) -> WebhookRouting {
+    match config.webhook_secret {
+        Some(_) => WebhookRouting {
+            urls: config.webhook_urls.clone(),
+            retention_secs: config.webhook_retention_secs,
+        },
+        None => WebhookRouting::default(),
+    }
 }

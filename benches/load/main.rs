@@ -37,6 +37,8 @@ pub struct Settings {
 }
 
 fn main() {
+    // The TLS provider the server installs too: reqwest is built without one of its own.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -32,6 +32,11 @@ use uuid::Uuid;
 pub struct JobId(Uuid);
 
 impl JobId {
+    /// The id as 32 hex digits, without hyphens.
+    pub fn simple(&self) -> String {
+        self.0.simple().to_string()
+    }
+
     /// A fresh random id.
     pub fn new() -> Self {
         Self(Uuid::new_v4())
@@ -182,6 +187,10 @@ pub struct Job {
     /// The job's result, kept verbatim; `null` until the job is completed.
     #[schema(value_type = Option<serde_json::Value>, required = true)]
     pub result: Option<Box<RawValue>>,
+    /// The endpoint told when the job ends (`webhook_url` on create). Never part of the job's
+    /// JSON, so never shown to those who watch it: stores keep it beside the job.
+    #[serde(skip)]
+    pub webhook_url: Option<String>,
 }
 
 impl Job {
@@ -204,6 +213,7 @@ impl Job {
             superseded: Vec::new(),
             input,
             result: None,
+            webhook_url: None,
         }
     }
 

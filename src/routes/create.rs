@@ -13,6 +13,7 @@ use crate::job::{DEEP_RESEARCH_KIND, Job, JobId, MAX_PRIORITY, Priority, Timesta
 use crate::research::ResearchInput;
 use crate::state::AppState;
 use crate::store::{JobStore, WorkQueue};
+use crate::webhook;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -81,13 +82,15 @@ async fn create_deep_research(
         kind: DEEP_RESEARCH_KIND.into(),
         input: raw_json(&input),
         priority: requested_priority(body.get("priority"))?,
+        webhook_url: requested_webhook(&state, body.get("webhook_url"))?,
     };
     // Retries are matched per client: the admin, or else the client's address.
     let scope = match admin {
         Ok(Admin) => "admin".to_owned(),
         Err(_) => format!("client {}", client.ip),
     };
-    if asked.priority != Priority::default() {
+    // An anonymous caller may neither jump the queue nor make this server call out.
+    if asked.priority != Priority::default() || asked.webhook_url.is_some() {
         admin?;
     }
     let key = asked.idempotency_key(&state, &headers, &scope, "deep-research")?;
@@ -107,6 +110,9 @@ struct NewJob {
     /// Where a queued job goes in the queue (only `deep-research` jobs are queued here).
     #[schema(value_type = Option<Priority>)]
     priority: Option<Value>,
+    /// An endpoint told when the job ends (see the README's Webhooks); never shown with the job.
+    #[schema(value_type = Option<String>, example = "https://backend.example/jobcast-events")]
+    webhook_url: Option<Value>,
 }
 
 /// `POST /api/v4/jobs`: a job of any kind; only `deep-research` is run by built-in workers.
@@ -156,6 +162,7 @@ async fn create_job(
         kind: request.kind,
         input,
         priority,
+        webhook_url: requested_webhook(&state, request.webhook_url.as_ref())?,
     };
     let key = asked.idempotency_key(&state, &headers, "admin", "jobs")?;
     let created = create_and_queue(&state, &asked, key.as_ref()).await?;
@@ -173,6 +180,7 @@ struct Asked {
     kind: String,
     input: Box<RawValue>,
     priority: Priority,
+    webhook_url: Option<String>,
 }
 
 impl Asked {
@@ -185,7 +193,8 @@ impl Asked {
         endpoint: &str,
     ) -> Result<Option<IdempotencyKey>, ApiError> {
         let priority = self.priority.to_string();
-        let request = [endpoint, &self.kind, &priority, self.input.get()];
+        let webhook = self.webhook_url.as_deref().unwrap_or("");
+        let request = [endpoint, &self.kind, &priority, webhook, self.input.get()];
         let ttl_secs = state.config.idempotency_ttl_secs;
         IdempotencyKey::from_headers(headers, scope, &request, ttl_secs)
             .map_err(ApiError::bad_request)
@@ -212,6 +221,7 @@ async fn create_and_queue(
     let ttl_secs = state.config.job_ttl_secs;
     let mut job = Job::new(kind, asked.input.clone(), Timestamp::now(), ttl_secs);
     job.priority = asked.priority;
+    job.webhook_url = asked.webhook_url.clone();
     let creation = match key {
         Some(key) => state.store.create_once(&job, key).await?,
         None => state.store.create(&job).await.map(|()| Creation::Created)?,
@@ -263,6 +273,22 @@ async fn refuse_when_queue_full(state: &AppState) -> Result<(), ApiError> {
         return Err(ApiError::QueueFull { cap });
     }
     Ok(())
+}
+
+/// A create's `webhook_url`: absent or null is none; else an http(s) URL, on a server that sends
+/// webhooks.
+fn requested_webhook(state: &AppState, value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let url = match value {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(url)) => webhook::check_url(url).map_err(ApiError::invalid)?,
+        Some(_) => return Err(ApiError::invalid("webhook_url must be a string")),
+    };
+    if state.config.webhook_secret.is_none() {
+        return Err(ApiError::invalid(
+            "this server sends no webhooks: WEBHOOK_SECRET is not set",
+        ));
+    }
+    Ok(Some(url.to_string()))
 }
 
 /// A create's `priority`: absent or null is the default, else as [`priority_of`] reads it.

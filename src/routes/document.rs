@@ -65,6 +65,7 @@ pub fn frame() -> OpenApi {
                 "jobs",
                 "streams",
                 "dashboard",
+                "webhooks",
                 "operations",
                 "page",
                 "documentation",

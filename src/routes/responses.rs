@@ -91,6 +91,15 @@ pub const JOB_PATH: &[Cause] = &[
     (404, "There is no such job, or it has expired."),
 ];
 
+/// What a delivery's path can fail with.
+pub const DELIVERY_PATH: &[Cause] = &[
+    (400, "`job_id` is not a UUID."),
+    (
+        404,
+        "The job has no such delivery, or it is past `WEBHOOK_RETENTION_SECS`.",
+    ),
+];
+
 /// What a JSON body can fail with, before the handler looks at its values.
 pub const JSON_BODY: &[Cause] = &[
     (400, "The body is not JSON."),
@@ -231,6 +240,10 @@ failures! {
     BatchFailures = [ADMIN, JSON_BODY, STORE];
     /// Admin endpoints that take no input.
     AdminFailures = [ADMIN, STORE];
+    /// `GET /api/v4/job/{job_id}/webhooks`.
+    WebhookListFailures = [ADMIN, STORE];
+    /// `POST /api/v4/job/{job_id}/webhooks/{delivery_id}/retry`.
+    WebhookRetryFailures = [ADMIN, DELIVERY_PATH, STORE];
     /// `DELETE /api/v4/session`.
     StoreFailures = [STORE];
     /// `GET /api/v4/jobs`.

@@ -20,6 +20,10 @@ pub struct ResearchRequest {
     ingredients: Ingredients,
     /// Above 0 only with the admin's rights.
     priority: Option<Priority>,
+    /// An endpoint told when the job ends (see the README's Webhooks), only with the admin's
+    /// rights; never shown with the job.
+    #[schema(example = "https://backend.example/jobcast-events")]
+    webhook_url: Option<String>,
 }
 
 /// At most `MAX_INGREDIENTS` (500), each at most `MAX_INGREDIENT_CHARS` (200) characters.

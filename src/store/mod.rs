@@ -11,11 +11,12 @@ pub use self::memory::MemoryStore;
 pub use self::redis::{
     ARRIVALS_KEY, HISTORY_KEY, HISTORY_RECORDS_KEY, INDEX_KEY, LEASES_KEY, LEGACY_QUEUE_KEY,
     MAX_INTERSECTED, QUEUE_KEY, REVOKED_SESSION_PREFIX, RedisHealth, RedisStore,
-    SEARCH_WORD_PREFIX, SEARCH_WORDS_KEY,
+    SEARCH_WORD_PREFIX, SEARCH_WORDS_KEY, WEBHOOKS_DUE_KEY, job_endpoint_key,
 };
 
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, HistoryRecord, Job, JobId, Priority, Rejection};
+use crate::webhook::delivery::{Attempt, Claimed, Delivery, Next};
 use listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
 use serde::Serialize;
 use std::collections::HashSet;
@@ -112,6 +113,47 @@ pub trait History {
         before_ms: i64,
         limit: usize,
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// Where webhook deliveries go: every store queues them as the change that ends a job is made.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookRouting {
+    /// `WEBHOOK_URLS`: endpoints that get every job's events (after the job's own, if any).
+    pub urls: Vec<String>,
+    /// How long a delivery and its attempts are kept after their last change, in seconds; none
+    /// are queued while it is 0 (webhooks off).
+    pub retention_secs: u64,
+}
+
+/// Webhook deliveries: queued by the change that ends a job (in the same atomic step), claimed
+/// for one attempt at a time by any instance, with every attempt recorded.
+pub trait Webhooks {
+    /// Up to `limit` deliveries due now, each claimed for `lease`: if its attempt is not
+    /// recorded by then, the delivery is claimed again.
+    fn claim_deliveries(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Claimed>, StoreError>> + Send;
+    /// Records `attempt` of a claimed delivery (none: it was put off) and what follows; `false`
+    /// when a later claim superseded this one, which then writes nothing.
+    fn record_attempt(
+        &self,
+        claimed: &Claimed,
+        attempt: Option<&Attempt>,
+        next: Next,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// The deliveries of job `job`, oldest first.
+    fn job_deliveries(
+        &self,
+        job: JobId,
+    ) -> impl Future<Output = Result<Vec<Delivery>, StoreError>> + Send;
+    /// Makes delivery `id` of job `job` due now again; `false` when there is no such delivery.
+    fn retry_delivery(
+        &self,
+        job: JobId,
+        id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 /// The work queue and the leases of running jobs.

@@ -2,6 +2,7 @@
 //! Webhooks), retried on a schedule, queued durably with the change that causes them.
 
 pub mod address;
+pub mod delivery;
 pub mod schedule;
 pub mod sender;
 pub mod signing;

@@ -13,6 +13,13 @@ pub struct Signer {
     secrets: std::sync::Arc<[Webhook]>,
 }
 
+/// Never shows the secrets.
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({} secrets)", self.secrets.len())
+    }
+}
+
 impl Signer {
     /// The signer of `secrets` (`whsec_<base64>`, space-separated); why they cannot sign.
     pub fn parse(secrets: &str) -> Result<Self, String> {

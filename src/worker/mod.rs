@@ -6,9 +6,11 @@ pub mod reconcile;
 mod requeue;
 mod running;
 mod sweeper;
+mod webhooks;
 
 pub use running::RunningJobs;
 pub use sweeper::spawn_sweeper;
+pub use webhooks::spawn_deliverer;
 
 use crate::job::{Change, DEEP_RESEARCH_KIND, Job, JobId, JobStatus, Rejection};
 use crate::state::AppState;

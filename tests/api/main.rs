@@ -39,3 +39,10 @@ mod stored_data;
 mod webhooks;
 mod websocket;
 mod workers;
+
+/// The TLS provider the server installs at startup, installed before any test runs: reqwest
+/// (the tests' HTTP client, and the server's webhook client) is built without one of its own.
+#[ctor::ctor(unsafe)]
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

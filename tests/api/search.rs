@@ -60,14 +60,21 @@ async fn a_search_finds_jobs_by_any_case_and_accent_and_the_start_of_the_last_wo
     check_searches(&app, &created).await;
 }
 
-/// Jobs about four products, in this order (the listing shows the last first).
+/// Jobs about four products, in this order (the listing shows the last first), each created in
+/// a later millisecond than the one before (jobs of one millisecond are listed by id).
 async fn create_products(app: &TestApp) -> [String; 4] {
-    [
-        create_product(app, "Crème Brûlée", json!(["cream", "sugar"])).await,
-        create_product(app, "Diet Cola", json!("carbonated water, aspartame")).await,
-        create_product(app, "Diet Coconut Water", json!(["coconut"])).await,
-        create_product(app, "COLA classic", json!(["Water", "Sugar"])).await,
-    ]
+    let products = [
+        ("Crème Brûlée", json!(["cream", "sugar"])),
+        ("Diet Cola", json!("carbonated water, aspartame")),
+        ("Diet Coconut Water", json!(["coconut"])),
+        ("COLA classic", json!(["Water", "Sugar"])),
+    ];
+    let mut ids = Vec::new();
+    for (product, ingredients) in products {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        ids.push(create_product(app, product, ingredients).await);
+    }
+    ids.try_into().unwrap()
 }
 
 async fn check_searches(app: &TestApp, [creme, cola, coconut, classic]: &[String; 4]) {
@@ -130,6 +137,7 @@ async fn the_history_finds_a_job_long_after_it_expired() {
     let app = spawn_app_with(config).await;
     let gone = create_product(&app, "Crème brûlée", json!(["cream"])).await;
     app.report(&gone, "fail", &json!({"error": "burnt"})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await; // finished a millisecond later
     let other = create_product(&app, "Crème fraîche", json!(["cream"])).await;
     app.report(&other, "fail", &json!({"error": "sour"})).await;
     create_product(&app, "Brûlée pending", json!([])).await; // not finished: not history

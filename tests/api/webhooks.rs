@@ -4,6 +4,8 @@
 
 use crate::helpers::*;
 use jobcast::webhook::{Sender, Signer};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use std::time::Duration;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -130,4 +132,271 @@ async fn an_endpoint_that_does_not_answer_in_time_fails_the_attempt() {
         Some("the endpoint did not answer in time")
     );
     assert!(attempted.latency < Duration::from_secs(2), "{attempted:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deliveries of jobs' events, end to end.
+// ---------------------------------------------------------------------------------------------
+
+fn nowhere() -> String {
+    let socket = std::env::temp_dir().join(format!("{}.sock", uuid::Uuid::new_v4()));
+    format!("redis+unix://{}", socket.display())
+}
+
+/// A server that signs with [`SECRET`], may deliver to loopback, and sends every job's events to
+/// `everyone` (besides each job's own `webhook_url`), retrying on `schedule`.
+fn webhook_config(
+    redis_url: &str,
+    everyone: Vec<String>,
+    schedule: &str,
+) -> jobcast::config::Config {
+    let mut config = test_config(redis_url);
+    config.webhook_secret = Some(Signer::parse(SECRET).unwrap());
+    config.webhook_allow_private = true;
+    config.webhook_urls = everyone;
+    config.webhook_retry_schedule = schedule.parse().unwrap();
+    config
+}
+
+/// Waits until `receiver` has at least `count` requests, and returns them.
+async fn received(receiver: &Receiver, count: usize) -> Vec<Received> {
+    eventually(
+        &format!("the receiver never got {count} requests"),
+        || async {
+            let got = receiver.received();
+            (got.len() >= count).then_some(got)
+        },
+    )
+    .await
+}
+
+/// A request's body as JSON, after checking its signature with the `standardwebhooks` crate.
+fn verified(request: &Received) -> Value {
+    let verifier = standardwebhooks::Webhook::new(SECRET).unwrap();
+    verifier
+        .verify(&request.body, &request.headers)
+        .expect("a valid signature");
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+async fn deliveries(app: &TestApp, id: &str) -> Vec<Value> {
+    let answer = app.get(&format!("/api/v4/job/{id}/webhooks")).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let page: Value = answer.json().await.unwrap();
+    page["deliveries"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completed_failed_and_cancelled_jobs_each_reach_the_receiver_once_signed() {
+    let redis = TestRedis::start().await;
+    for url in [redis.url(), nowhere()] {
+        let receiver = Receiver::start(vec![]).await;
+        let config = webhook_config(&url, vec![receiver.url("/all")], "0,1");
+        let app = spawn_app_with(config).await;
+        let body = json!({"product_name": "Cola", "ingredients": ["water"],
+            "webhook_url": receiver.url("/own")});
+        let researched: Value = app
+            .post("/api/v4/deep-research", &body)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let researched = researched["job_id"].as_str().unwrap().to_owned();
+        let failed = app.create_external_job().await;
+        app.report(&failed, "fail", &json!({"error": "no source"}))
+            .await;
+        let cancelled = app.create_external_job().await;
+        app.post(&format!("/api/v4/job/{cancelled}/cancel"), &json!({}))
+            .await;
+
+        received(&receiver, 4).await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // nothing more comes
+        let requests = receiver.received().into_iter();
+        let mut seen: Vec<(String, String, String)> = requests
+            .map(|request| {
+                let event = verified(&request);
+                let job = event["data"]["job_id"].as_str().unwrap().to_owned();
+                assert_eq!(
+                    event["data"]["status"],
+                    event["type"].as_str().unwrap()[4..]
+                );
+                (
+                    request.path,
+                    event["type"].as_str().unwrap().to_owned(),
+                    job,
+                )
+            })
+            .collect();
+        seen.sort();
+        let mut expected = vec![
+            (
+                "/all".to_owned(),
+                "job.cancelled".to_owned(),
+                cancelled.clone(),
+            ),
+            (
+                "/all".to_owned(),
+                "job.completed".to_owned(),
+                researched.clone(),
+            ),
+            ("/all".to_owned(), "job.failed".to_owned(), failed.clone()),
+            (
+                "/own".to_owned(),
+                "job.completed".to_owned(),
+                researched.clone(),
+            ),
+        ];
+        expected.sort();
+        assert_eq!(seen, expected, "once each, on {url}");
+        let ids: std::collections::HashSet<String> = receiver
+            .received()
+            .iter()
+            .map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 4, "one webhook-id per delivery");
+
+        let shown = deliveries(&app, &researched).await;
+        assert_eq!(shown.len(), 2);
+        for delivery in &shown {
+            assert_eq!(delivery["status"], "succeeded");
+            assert_eq!(delivery["event"], "job.completed");
+            let attempts = delivery["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), 1);
+            assert_eq!(attempts[0]["status_code"], 200);
+            assert!(delivery["next_attempt_at"].is_null());
+        }
+        let job = app.job(&researched).await;
+        assert!(job.get("webhook_url").is_none(), "never shown with the job");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_failing_twice_gets_three_attempts_with_one_webhook_id_on_the_schedule() {
+    let redis = TestRedis::start().await;
+    let receiver = Receiver::start(vec![Answer::status(500), Answer::status(503)]).await;
+    let config = webhook_config(&redis.url(), vec![receiver.url("/flaky")], "0,0.4,0.8,5");
+    let app = spawn_app_with(config).await;
+    let id = app.create_external_job().await;
+    app.report(&id, "fail", &json!({"error": "broken"})).await;
+
+    let requests = received(&receiver, 3).await;
+    let webhook_ids: Vec<&str> = requests
+        .iter()
+        .map(|r| r.headers["webhook-id"].to_str().unwrap())
+        .collect();
+    assert_eq!(webhook_ids, [webhook_ids[0]; 3], "stable across retries");
+    for request in &requests {
+        assert_eq!(verified(request)["type"], "job.failed");
+    }
+    let gaps = [
+        requests[1].at - requests[0].at,
+        requests[2].at - requests[1].at,
+    ];
+    assert!(gaps[0] >= Duration::from_millis(400), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(800), "{gaps:?}");
+
+    let shown = eventually("the delivery never showed as succeeded", || async {
+        let shown = deliveries(&app, &id).await;
+        (shown[0]["status"] == "succeeded").then_some(shown)
+    })
+    .await;
+    let codes: Vec<&Value> = shown[0]["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&json!(500), &json!(503), &json!(200)]);
+    assert_eq!(shown[0]["id"], webhook_ids[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_stops_the_retries_and_the_admin_can_send_a_delivery_again() {
+    let redis = TestRedis::start().await;
+    let receiver = Receiver::start(vec![Answer::status(410)]).await;
+    let config = webhook_config(&redis.url(), vec![receiver.url("/gone")], "0,0.2,0.2");
+    let app = spawn_app_with(config).await;
+    let id = app.create_external_job().await;
+    app.report(&id, "fail", &json!({"error": "broken"})).await;
+
+    let shown = eventually("the delivery never failed", || async {
+        let shown = deliveries(&app, &id).await;
+        (shown.first()?["status"] == "failed").then_some(shown)
+    })
+    .await;
+    assert_eq!(
+        shown[0]["attempts"].as_array().unwrap().len(),
+        1,
+        "no retry after 410"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.received().len(), 1);
+
+    let delivery = shown[0]["id"].as_str().unwrap();
+    let retried = app
+        .post(
+            &format!("/api/v4/job/{id}/webhooks/{delivery}/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    let requests = received(&receiver, 2).await;
+    assert_eq!(requests[1].headers["webhook-id"], delivery);
+    eventually("the retry never succeeded", || async {
+        let shown = deliveries(&app, &id).await;
+        (shown[0]["status"] == "succeeded").then_some(())
+    })
+    .await;
+    let unknown = app
+        .post(
+            &format!("/api/v4/job/{id}/webhooks/msg_nothing/retry"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        detail_of(unknown, StatusCode::NOT_FOUND).await,
+        "This job has no such webhook delivery"
+    );
+}
+
+#[tokio::test]
+async fn only_an_admin_may_attach_a_webhook_and_only_a_url_on_a_server_that_signs() {
+    let receiver = Receiver::start(vec![]).await;
+    let mut config = webhook_config(&nowhere(), vec![], "0");
+    config.admin_token = Some(jobcast::config::Secret::parse("s3cret-token").unwrap());
+    let app = spawn_app_with(config).await;
+    let body = json!({"product_name": "Cola", "ingredients": ["water"],
+        "webhook_url": receiver.url("/own")});
+    let anonymous = app.post("/api/v4/deep-research", &body).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let admin = app
+        .client
+        .post(app.url("/api/v4/deep-research"))
+        .bearer_auth("s3cret-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    let bad = json!({"kind": "external", "webhook_url": "file:///etc/passwd"});
+    let refused = app
+        .client
+        .post(app.url("/api/v4/jobs"))
+        .bearer_auth("s3cret-token")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        detail_of(refused, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "webhook_url must be an http or https URL with a host"
+    );
+
+    let unsigned = spawn_app_without_redis().await;
+    let asked = json!({"kind": "external", "webhook_url": receiver.url("/own")});
+    let answer = unsigned.post("/api/v4/jobs", &asked).await;
+    assert_eq!(
+        detail_of(answer, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "this server sends no webhooks: WEBHOOK_SECRET is not set"
+    );
 }

@@ -4,7 +4,8 @@ use super::Store;
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, HistoryRecord, Job, JobId, Priority};
 use crate::store::listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
-use crate::store::{History, JobStore, StoreError, WorkQueue};
+use crate::store::{History, JobStore, StoreError, Webhooks, WorkQueue};
+use crate::webhook::delivery::{Attempt, Claimed, Delivery, Next};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -205,5 +206,48 @@ impl History for Store {
             )
             .await?;
         Ok(in_memory + in_redis)
+    }
+}
+
+impl Webhooks for Store {
+    async fn claim_deliveries(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.route(
+            async |redis| redis.claim_deliveries(lease, limit).await,
+            async |memory| memory.claim_deliveries(lease, limit).await,
+        )
+        .await
+    }
+
+    async fn record_attempt(
+        &self,
+        claimed: &Claimed,
+        attempt: Option<&Attempt>,
+        next: Next,
+    ) -> Result<bool, StoreError> {
+        self.route(
+            async |redis| redis.record_attempt(claimed, attempt, next).await,
+            async |memory| memory.record_attempt(claimed, attempt, next).await,
+        )
+        .await
+    }
+
+    async fn job_deliveries(&self, job: JobId) -> Result<Vec<Delivery>, StoreError> {
+        self.route(
+            async |redis| redis.job_deliveries(job).await,
+            async |memory| memory.job_deliveries(job).await,
+        )
+        .await
+    }
+
+    async fn retry_delivery(&self, job: JobId, id: &str) -> Result<bool, StoreError> {
+        self.route(
+            async |redis| redis.retry_delivery(job, id).await,
+            async |memory| memory.retry_delivery(job, id).await,
+        )
+        .await
     }
 }

@@ -14,9 +14,10 @@ mod ready;
 mod search;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use super::listing::{Cursor, JobPage, ListQuery, collect_page};
-use super::{JobStore, Publisher, StoreError};
+use super::{JobStore, Publisher, StoreError, WebhookRouting};
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{
     Change, HistoryRecord, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp,
@@ -46,6 +47,8 @@ struct Shared {
     max_bytes: usize,
     /// Whether finishing a job keeps its history record (`HISTORY_RETENTION_DAYS` above 0).
     keeps_history: bool,
+    /// Where webhook deliveries go; none are queued while its retention is 0.
+    webhooks: WebhookRouting,
 }
 
 /// What a job costs here beyond its text: the record, its map, expiry, index and recency entries.
@@ -89,6 +92,8 @@ struct State {
     history: history::Records,
     /// The words each job (live or in the history) is found by.
     search: search::Words,
+    /// Webhook deliveries and their attempts.
+    webhooks: webhooks::Deliveries,
 }
 
 struct StoredJob {
@@ -159,10 +164,19 @@ impl MemoryStore {
             ttl: Duration::from_secs(ttl_secs),
             max_bytes,
             keeps_history: true,
+            webhooks: WebhookRouting::default(),
         };
         Self {
             shared: Arc::new(shared),
         }
+    }
+
+    /// This store, queueing webhook deliveries as `routing` says; only before it is shared.
+    pub fn with_webhooks(mut self, routing: WebhookRouting) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("set before the store is shared")
+            .webhooks = routing;
+        self
     }
 
     /// This store, keeping history records or not; only before it is shared.
@@ -258,6 +272,24 @@ impl MemoryStore {
         }
         self.store_and_publish(state, job.clone());
         Ok(())
+    }
+
+    /// Queues the webhook deliveries of `job`'s change, if it ended the job.
+    fn queue_webhooks(&self, state: &mut State, job: &Job) {
+        let routing = &self.shared.webhooks;
+        if routing.retention_secs == 0 || !job.status.is_terminal() {
+            return;
+        }
+        let urls: Vec<String> = job
+            .webhook_url
+            .iter()
+            .chain(&routing.urls)
+            .cloned()
+            .collect();
+        let retention = Duration::from_secs(routing.retention_secs);
+        state
+            .webhooks
+            .enqueue(job, &job.to_json(), &urls, retention);
     }
 
     fn store_and_publish(&self, state: &mut State, job: Job) {
@@ -393,6 +425,7 @@ impl JobStore for MemoryStore {
                 {
                     state.history.insert(record);
                 }
+                self.queue_webhooks(&mut state, &next);
                 self.store_and_publish(&mut state, (*next).clone());
                 Ok(*next)
             }
@@ -423,6 +456,7 @@ impl MemoryStore {
             purged += 1;
         }
         state.idempotency.retain(|_, (_, expires)| *expires > now);
+        state.webhooks.purge();
         purged
     }
 

@@ -7,6 +7,7 @@ mod queue;
 mod recovery;
 mod search;
 mod sessions;
+mod webhooks;
 
 pub use history::{HISTORY_KEY, HISTORY_RECORDS_KEY};
 pub use index::INDEX_KEY;
@@ -14,9 +15,10 @@ pub use queue::{ARRIVALS_KEY, LEASES_KEY, LEGACY_QUEUE_KEY, QUEUE_KEY};
 pub use recovery::Restored;
 pub use search::{MAX_INTERSECTED, SEARCH_WORD_PREFIX, SEARCH_WORDS_KEY};
 pub use sessions::REVOKED_SESSION_PREFIX;
+pub use webhooks::{WEBHOOKS_DUE_KEY, job_endpoint_key};
 
 use super::listing::{JobPage, ListQuery};
-use super::{JobStore, StoreError};
+use super::{JobStore, StoreError, WebhookRouting};
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{ARRIVALS_PER_BAND, Change, Job, JobEvent, JobId, Rejection, Timestamp, payload};
 use crate::metrics::Metrics;
@@ -25,6 +27,7 @@ use ::redis::{AsyncCommands, Script};
 use observed::Observed;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use webhooks::WEBHOOK_KEY_PREFIX;
 
 /// How long a health check waits for Redis to answer.
 pub const PING_TIMEOUT: Duration = Duration::from_millis(500);
@@ -86,6 +89,8 @@ pub struct RedisStore {
     ttl_secs: u64,
     /// Whether finishing a job writes its history record (`HISTORY_RETENTION_DAYS` above 0).
     keeps_history: bool,
+    /// Where webhook deliveries go; none are queued while its retention is 0.
+    webhooks: WebhookRouting,
     /// Every command's latency and failure is counted here.
     metrics: Metrics,
 }
@@ -117,6 +122,9 @@ struct Scripts {
     expired: Script,
     search: Script,
     prune_words: Script,
+    webhook_claim: Script,
+    webhook_record: Script,
+    webhook_retry: Script,
 }
 
 impl RedisStore {
@@ -132,7 +140,11 @@ impl RedisStore {
             ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())?;
         let scripts = Scripts {
             create: Script::new(include_str!("create.lua")),
-            transition: Script::new(include_str!("transition.lua")),
+            // The webhook queue's function comes first: the transition calls it.
+            transition: Script::new(concat!(
+                include_str!("webhooks.lua"),
+                include_str!("transition.lua")
+            )),
             restore: Script::new(include_str!("restore.lua")),
             enqueue: Script::new(include_str!("enqueue.lua")),
             claim: Script::new(include_str!("claim.lua")),
@@ -140,6 +152,9 @@ impl RedisStore {
             expired: Script::new(include_str!("expired.lua")),
             search: Script::new(include_str!("search.lua")),
             prune_words: Script::new(include_str!("prune_words.lua")),
+            webhook_claim: Script::new(include_str!("webhook_claim.lua")),
+            webhook_record: Script::new(include_str!("webhook_record.lua")),
+            webhook_retry: Script::new(include_str!("webhook_retry.lua")),
         };
         Ok(Self {
             connection: Arc::new(RwLock::new(connection)),
@@ -148,8 +163,15 @@ impl RedisStore {
             scripts: Arc::new(scripts),
             ttl_secs,
             keeps_history: true,
+            webhooks: WebhookRouting::default(),
             metrics,
         })
+    }
+
+    /// This store, queueing webhook deliveries as `routing` says.
+    pub fn with_webhooks(mut self, routing: WebhookRouting) -> Self {
+        self.webhooks = routing;
+        self
     }
 
     /// This store, writing history records or not.
@@ -234,7 +256,10 @@ impl RedisStore {
             .arg(payload)
             .arg(fence.map(|f| f.to_string()).unwrap_or_default())
             .arg(now.0.timestamp_millis())
-            .arg(if self.keeps_history { "1" } else { "0" });
+            .arg(if self.keeps_history { "1" } else { "0" })
+            .arg(WEBHOOK_KEY_PREFIX)
+            .arg(self.webhooks.retention_secs)
+            .arg(&self.webhooks.urls);
         let mut connection = self.connection();
         Ok(invocation.invoke_async(&mut connection).await?)
     }
@@ -345,10 +370,12 @@ impl RedisStore {
             .key(job.job_id.key())
             .key(INDEX_KEY)
             .key(SEARCH_WORDS_KEY)
+            .key(job_endpoint_key(job.job_id))
             .arg(job.to_json())
             .arg(self.ttl_secs)
             .arg(job.created_at.0.timestamp_millis())
-            .arg(SEARCH_WORD_PREFIX);
+            .arg(SEARCH_WORD_PREFIX)
+            .arg(job.webhook_url.as_deref().unwrap_or(""));
         if let Some(key) = key {
             invocation
                 .key(&key.record)

@@ -142,4 +142,23 @@ end
 local doc = string.sub(cjson.encode(job), 1, -2) .. ',"input":' .. input .. ',"result":' .. result .. '}'
 redis.call('SET', KEYS[1], doc, 'EX', ttl)
 redis.call('PUBLISH', KEYS[1], doc)
+
+if ARGV[12] ~= '0' then
+  local id = string.sub(KEYS[1], 5)
+  local own = ARGV[11] .. 'hook:' .. id -- the job's own webhook_url, kept as long as the job
+  redis.call('EXPIRE', own, ttl)
+  if job.status ~= 'pending' and job.status ~= 'processing' then
+    local urls = {}
+    local url = redis.call('GET', own)
+    if url then
+      urls[1] = url
+    end
+    for i = 13, #ARGV do
+      urls[#urls + 1] = ARGV[i]
+    end
+    local event = 'job.' .. job.status
+    local body = '{"type":"' .. event .. '","timestamp":"' .. now .. '","data":' .. doc .. '}'
+    enqueue_webhooks(ARGV[11], id, job.seq, event, body, ARGV[9], urls, ARGV[12])
+  end
+end
 return {'ok', doc}

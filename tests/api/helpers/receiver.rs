@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -15,6 +15,7 @@ pub struct Received {
     pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    pub at: Instant,
 }
 
 /// What the receiver answers to one request.
@@ -110,6 +111,7 @@ async fn receive(
             path: uri.path().to_owned(),
             headers,
             body,
+            at: Instant::now(),
         });
         inbox
             .script
