@@ -18,6 +18,7 @@ mod quota;
 mod responses;
 mod shapes;
 pub mod sse;
+mod stats;
 pub mod ws;
 
 pub use cancel::MAX_CANCEL_REASON_CHARS;
@@ -48,6 +49,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(dashboard::routes())
         .merge(history::routes())
+        .merge(stats::routes())
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(page::routes())

@@ -3,9 +3,11 @@
 use super::Store;
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, HistoryRecord, Job, JobId, Priority};
+use crate::stats::Counters;
 use crate::store::listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
-use crate::store::{History, JobStore, StoreError, WorkQueue};
+use crate::store::{History, JobStore, Stats, StoreError, WorkQueue};
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 impl JobStore for Store {
@@ -205,5 +207,16 @@ impl History for Store {
             )
             .await?;
         Ok(in_memory + in_redis)
+    }
+}
+
+impl Stats for Store {
+    async fn stats_hours(&self, hours: RangeInclusive<i64>) -> Result<Vec<Counters>, StoreError> {
+        let again = hours.clone();
+        self.route(
+            async |redis| redis.stats_hours(hours).await,
+            async |memory| memory.stats_hours(again).await,
+        )
+        .await
     }
 }

@@ -11,6 +11,7 @@
 mod history;
 mod queue;
 mod ready;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -20,6 +21,7 @@ use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{
     Change, HistoryRecord, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp,
 };
+use crate::stats::tally;
 use bytes::Bytes;
 use ready::Ready;
 use std::collections::{BTreeSet, HashMap};
@@ -85,6 +87,8 @@ struct State {
     idempotency: HashMap<String, (String, Instant)>,
     /// The history: records of finished jobs, in order of when they finished.
     history: history::Records,
+    /// The analytics: the counters of each hour, as Redis keeps them.
+    stats: stats::Hours,
 }
 
 struct StoredJob {
@@ -253,6 +257,7 @@ impl MemoryStore {
             return Err(StoreError::Full);
         }
         self.store_and_publish(state, job.clone());
+        state.stats.add(tally::of_creation(job));
         Ok(())
     }
 
@@ -370,6 +375,7 @@ impl JobStore for MemoryStore {
         match change.apply(current, Timestamp::now(), ttl_secs)? {
             Outcome::Unchanged => Ok(current.clone()),
             Outcome::Applied(next) => {
+                let counted = tally::of_change(current, &next);
                 if next.status == JobStatus::Pending {
                     state.queue.reprioritise(id, next.priority);
                 }
@@ -377,6 +383,9 @@ impl JobStore for MemoryStore {
                     && let Some(record) = HistoryRecord::of(&next)
                 {
                     state.history.insert(record);
+                }
+                if let Some(counted) = counted {
+                    state.stats.add(counted);
                 }
                 self.store_and_publish(&mut state, (*next).clone());
                 Ok(*next)

@@ -6,6 +6,7 @@ mod observed;
 mod queue;
 mod recovery;
 mod sessions;
+mod stats;
 
 pub use history::{HISTORY_KEY, HISTORY_RECORDS_KEY};
 pub use index::INDEX_KEY;
@@ -299,6 +300,9 @@ impl JobStore for RedisStore {
             .key(job.job_id.key())
             .arg(job.to_json())
             .arg(self.ttl_secs)
+            .arg("")
+            .arg("")
+            .arg(job.created_at.0.timestamp_millis())
             .invoke_async(&mut connection)
             .await?;
         self.index(job).await
@@ -314,6 +318,7 @@ impl JobStore for RedisStore {
             .arg(self.ttl_secs)
             .arg(key.record_value(job.job_id))
             .arg(key.ttl_secs)
+            .arg(job.created_at.0.timestamp_millis())
             .invoke_async(&mut self.connection())
             .await?;
         match reply {
