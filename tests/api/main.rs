@@ -34,6 +34,7 @@ mod seed_api;
 mod sessions;
 mod sse;
 mod stalls;
+mod stats;
 mod stored_data;
 mod websocket;
 mod workers;
