@@ -74,9 +74,9 @@ fn final_status(name: &str) -> Option<JobStatus> {
     }
 }
 
-/// An hour's hash as Redis hands it over: a count that is not a number is left out, with a
-/// warning (the hash is outside data).
-pub fn counters_of(hash: HashMap<String, String>) -> Counters {
+/// An hour's hash as Redis hands it over (field and count pairs): a count that is not a number
+/// is left out, with a warning (the hash is outside data).
+pub fn counters_of(hash: impl IntoIterator<Item = (String, String)>) -> Counters {
     hash.into_iter()
         .filter_map(|(field, count)| match count.parse() {
             Ok(count) => Some((field, count)),

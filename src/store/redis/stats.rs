@@ -1,22 +1,31 @@
 //! The Redis analytics: one hash per hour, `{jobcast}:stats:<hour>`, counted into by create.lua
-//! and transition.lua (and by the write-back, restore.lua) and read with one pipeline.
+//! and transition.lua (and by the write-back, restore.lua), read a day of hours per pipeline.
 
 use super::RedisStore;
 use crate::stats::Counters;
 use crate::stats::fields::counters_of;
 use crate::stats::hours::key_of;
 use crate::store::{Stats, StoreError};
-use std::collections::HashMap;
 use std::ops::RangeInclusive;
+
+/// How many hours' hashes one pipeline reads. A 30-day window is 720 hashes, each field two bulk
+/// strings: read at once they could take longer to parse than a command may (then the store
+/// would take it for an outage), so a window is read a day at a time.
+pub const STATS_HOURS_PER_READ: usize = 24;
 
 impl Stats for RedisStore {
     async fn stats_hours(&self, hours: RangeInclusive<i64>) -> Result<Vec<Counters>, StoreError> {
-        let mut pipeline = redis::pipe();
-        for hour in hours {
-            pipeline.hgetall(key_of(hour));
+        let hours: Vec<i64> = hours.collect();
+        let mut counters = Vec::with_capacity(hours.len());
+        for day in hours.chunks(STATS_HOURS_PER_READ) {
+            let mut pipeline = redis::pipe();
+            for &hour in day {
+                pipeline.hgetall(key_of(hour));
+            }
+            let hashes: Vec<Vec<(String, String)>> =
+                pipeline.query_async(&mut self.connection()).await?;
+            counters.extend(hashes.into_iter().map(counters_of));
         }
-        let hashes: Vec<HashMap<String, String>> =
-            pipeline.query_async(&mut self.connection()).await?;
-        Ok(hashes.into_iter().map(counters_of).collect())
+        Ok(counters)
     }
 }
