@@ -6,6 +6,7 @@
 //! hash per hour; the memory store the same per hour under its lock).
 
 pub mod buckets;
+pub mod distribution;
 pub mod fields;
 pub mod hours;
 pub mod percentile;

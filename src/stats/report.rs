@@ -2,10 +2,10 @@
 //! success rate, the percentiles of the duration and wait histograms, the series per hour and
 //! the most frequent findings.
 
-use super::buckets::{ERROR_BOUND, bounds};
+use super::distribution::Distribution;
 use super::fields::{Counters, Field};
 use super::hours::start_of;
-use super::percentile::{Histogram, percentile};
+use super::percentile::Histogram;
 use super::window::Window;
 use crate::job::{JobStatus, Timestamp};
 use serde::Serialize;
@@ -71,57 +71,6 @@ impl Outcomes {
     }
 }
 
-/// Percentiles from a histogram of fixed logarithmic buckets (bounds growing by 2^(1/8)):
-/// each is the geometric middle of the bucket the true percentile is in, so within ±4.5% of
-/// it (`error_bound`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Distribution {
-    /// How many jobs were measured.
-    pub count: u64,
-    /// The median, in ms; `null` when none was measured.
-    #[schema(required = true)]
-    pub p50: Option<f64>,
-    #[schema(required = true)]
-    pub p95: Option<f64>,
-    #[schema(required = true)]
-    pub p99: Option<f64>,
-    /// The largest relative error of a reported percentile: 0.045.
-    pub error_bound: f64,
-    /// The histogram: every bucket with something in it, shortest first.
-    pub buckets: Vec<BucketCount>,
-}
-
-/// One bucket of a histogram.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BucketCount {
-    /// Its lower bound in ms (included).
-    pub from_ms: f64,
-    /// Its upper bound in ms (excluded).
-    pub to_ms: f64,
-    pub count: u64,
-}
-
-impl Distribution {
-    fn of(histogram: &Histogram) -> Self {
-        let buckets = histogram.iter().map(|(&bucket, &count)| {
-            let (from_ms, to_ms) = bounds(bucket);
-            BucketCount {
-                from_ms,
-                to_ms,
-                count,
-            }
-        });
-        Self {
-            count: histogram.values().sum(),
-            p50: percentile(histogram, 0.50),
-            p95: percentile(histogram, 0.95),
-            p99: percentile(histogram, 0.99),
-            error_bound: ERROR_BOUND,
-            buckets: buckets.collect(),
-        }
-    }
-}
-
 /// One hour of the series.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HourCounts {
@@ -145,72 +94,90 @@ impl StatsReport {
     /// hours (`hours[i]` is the i-th hour of `window.range(current)`).
     pub fn build(window: Window, current: i64, hours: &[Counters]) -> Self {
         let range = window.range(current);
-        let mut report = Self {
+        let mut sums = Sums::default();
+        let per_hour: Vec<HourCounts> = range
+            .clone()
+            .zip(hours)
+            .map(|(hour, counters)| sums.add_hour(hour, counters))
+            .collect();
+        let finished = per_hour.iter().fold(Outcomes::default(), |mut sum, row| {
+            sum.completed += row.completed;
+            sum.failed += row.failed;
+            sum.cancelled += row.cancelled;
+            sum
+        });
+        let ended = finished.total();
+        Self {
             window: window.to_string(),
             from: start_of(*range.start()),
             until: start_of(current + 1),
-            created: 0,
-            created_by_kind: BTreeMap::new(),
-            finished: Outcomes::default(),
-            finished_by_kind: BTreeMap::new(),
-            success_rate: None,
-            duration_ms: Distribution::of(&Histogram::new()),
-            queue_wait_ms: Distribution::of(&Histogram::new()),
-            per_hour: Vec::with_capacity(hours.len()),
-            top_findings: Vec::new(),
-        };
-        let (mut durations, mut waits) = (Histogram::new(), Histogram::new());
-        let mut findings: HashMap<&str, u64> = HashMap::new();
-        for (hour, counters) in range.zip(hours) {
-            let mut row = HourCounts {
-                hour: start_of(hour),
-                created: 0,
-                completed: 0,
-                failed: 0,
-                cancelled: 0,
-            };
-            for (name, &count) in counters {
-                let count = u64::try_from(count).unwrap_or(0);
-                match Field::parse(name) {
-                    Some(Field::Created) => row.created += count,
-                    Some(Field::CreatedOfKind(kind)) => {
-                        *report.created_by_kind.entry(kind.to_owned()).or_default() += count;
-                    }
-                    Some(Field::Finished(status)) => row.add(status, count),
-                    Some(Field::FinishedOfKind(status, kind)) => {
-                        let by_kind = report.finished_by_kind.entry(kind.to_owned());
-                        by_kind.or_default().add(status, count);
-                    }
-                    Some(Field::Duration(bucket)) => *durations.entry(bucket).or_default() += count,
-                    Some(Field::Wait(bucket)) => *waits.entry(bucket).or_default() += count,
-                    Some(Field::Finding(ingredient)) => {
-                        *findings.entry(ingredient).or_default() += count
-                    }
-                    None => {}
-                }
-            }
-            report.created += row.created;
-            report.finished.completed += row.completed;
-            report.finished.failed += row.failed;
-            report.finished.cancelled += row.cancelled;
-            report.per_hour.push(row);
+            created: per_hour.iter().map(|row| row.created).sum(),
+            created_by_kind: sums.created_by_kind,
+            finished,
+            finished_by_kind: sums.finished_by_kind,
+            success_rate: (ended > 0).then(|| finished.completed as f64 / ended as f64),
+            duration_ms: Distribution::of(&sums.durations),
+            queue_wait_ms: Distribution::of(&sums.waits),
+            per_hour,
+            top_findings: top(sums.findings),
         }
-        let ended = report.finished.total();
-        report.success_rate = (ended > 0).then(|| report.finished.completed as f64 / ended as f64);
-        report.duration_ms = Distribution::of(&durations);
-        report.queue_wait_ms = Distribution::of(&waits);
-        report.top_findings = top(findings);
-        report
+    }
+}
+
+/// What the window's hours add up to beyond the series, as they are read.
+#[derive(Default)]
+struct Sums<'a> {
+    created_by_kind: BTreeMap<String, u64>,
+    finished_by_kind: BTreeMap<String, Outcomes>,
+    durations: Histogram,
+    waits: Histogram,
+    findings: HashMap<&'a str, u64>,
+}
+
+impl<'a> Sums<'a> {
+    /// Adds the counters of `hour`; its entry of the series.
+    fn add_hour(&mut self, hour: i64, counters: &'a Counters) -> HourCounts {
+        let mut row = HourCounts {
+            hour: start_of(hour),
+            created: 0,
+            completed: 0,
+            failed: 0,
+            cancelled: 0,
+        };
+        for (name, &count) in counters {
+            let count = u64::try_from(count).unwrap_or(0);
+            match Field::parse(name) {
+                Some(Field::Created) => row.created += count,
+                Some(Field::CreatedOfKind(kind)) => {
+                    *self.created_by_kind.entry(kind.to_owned()).or_default() += count;
+                }
+                Some(Field::Finished(status)) => row.add(status, count),
+                Some(Field::FinishedOfKind(status, kind)) => {
+                    let by_kind = self.finished_by_kind.entry(kind.to_owned());
+                    by_kind.or_default().add(status, count);
+                }
+                Some(Field::Duration(bucket)) => {
+                    *self.durations.entry(bucket).or_default() += count
+                }
+                Some(Field::Wait(bucket)) => *self.waits.entry(bucket).or_default() += count,
+                Some(Field::Finding(ingredient)) => {
+                    *self.findings.entry(ingredient).or_default() += count;
+                }
+                None => {}
+            }
+        }
+        row
     }
 }
 
 impl HourCounts {
     fn add(&mut self, status: JobStatus, count: u64) {
-        let mut outcomes = Outcomes::default();
-        outcomes.add(status, count);
-        self.completed += outcomes.completed;
-        self.failed += outcomes.failed;
-        self.cancelled += outcomes.cancelled;
+        match status {
+            JobStatus::Completed => self.completed += count,
+            JobStatus::Failed => self.failed += count,
+            JobStatus::Cancelled => self.cancelled += count,
+            JobStatus::Pending | JobStatus::Processing => {}
+        }
     }
 }
 

@@ -326,3 +326,29 @@ async fn lua_buckets_durations_and_reads_timestamps_as_rust_does() {
         assert_eq!(ms, expected.to_string(), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_stats_key_that_is_not_a_hash_stops_no_change_and_reads_as_an_empty_hour() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let hour = chrono::Utc::now().timestamp_millis() / 3_600_000;
+    let key = jobcast::stats::hours::key_of(hour);
+    let _: () = redis.command(&["SET", &key, "written by hand"]).await;
+    let _: () = redis
+        .command(&[
+            "HSET",
+            &jobcast::stats::hours::key_of(hour - 1),
+            "created",
+            "2",
+        ])
+        .await;
+
+    let id = create_job_of(&app, "import").await;
+    report_ok(&app, &id, "progress", json!({"progress": 5})).await;
+    report_ok(&app, &id, "complete", json!({"result": {}})).await;
+
+    let report = stats(&app, "24h").await;
+    assert_eq!(report["created"], 2, "the hour before still counts");
+    assert_eq!(app.job(&id).await["status"], "completed");
+    assert!(!app.state.store.is_degraded());
+}

@@ -8,6 +8,7 @@
 
 -- Stats (src/stats): `created` and `created:<kind>` in the hash of the creation's hour, which
 -- expires STATS_KEEP_SECS after the hour ends (src/stats/hours.rs has the same constants).
+-- Counting is pcall'd: a stats key that is not a hash (written by hand) never stops a creation.
 local STATS_PREFIX, STATS_KEEP_SECS = '{jobcast}:stats:', 2595600
 local function count_creation(doc, created_ms)
   created_ms = tonumber(created_ms)
@@ -16,13 +17,13 @@ local function count_creation(doc, created_ms)
   end
   local hour = math.floor(created_ms / 3600000)
   local key = STATS_PREFIX .. string.format('%d', hour)
-  redis.call('HINCRBY', key, 'created', 1)
+  redis.pcall('HINCRBY', key, 'created', 1)
   local cut = string.find(doc, ',"input":', 1, true)
   local ok, head = pcall(cjson.decode, string.sub(doc, 1, (cut or 1) - 1) .. '}')
   if ok and type(head) == 'table' and type(head.kind) == 'string' then
-    redis.call('HINCRBY', key, 'created:' .. head.kind, 1)
+    redis.pcall('HINCRBY', key, 'created:' .. head.kind, 1)
   end
-  redis.call('EXPIREAT', key, (hour + 1) * 3600 + STATS_KEEP_SECS)
+  redis.pcall('EXPIREAT', key, (hour + 1) * 3600 + STATS_KEEP_SECS)
 end
 -- Stats end.
 

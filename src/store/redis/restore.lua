@@ -16,9 +16,9 @@ local ok, tallies = pcall(cjson.decode, ARGV[4] or '[]')
 if ok and type(tallies) == 'table' then
   for _, tally in ipairs(tallies) do
     for i = 3, #tally do
-      redis.call('HINCRBY', tally[1], tally[i], 1)
+      redis.pcall('HINCRBY', tally[1], tally[i], 1)
     end
-    redis.call('EXPIREAT', tally[1], tally[2])
+    redis.pcall('EXPIREAT', tally[1], tally[2])
   end
 end
 return 1

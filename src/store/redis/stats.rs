@@ -22,9 +22,18 @@ impl Stats for RedisStore {
             for &hour in day {
                 pipeline.hgetall(key_of(hour));
             }
-            let hashes: Vec<Vec<(String, String)>> =
-                pipeline.query_async(&mut self.connection()).await?;
-            counters.extend(hashes.into_iter().map(counters_of));
+            let hashes: Vec<redis::RedisResult<Vec<(String, String)>>> = pipeline
+                .ignore_errors()
+                .query_async(&mut self.connection())
+                .await?;
+            counters.extend(day.iter().zip(hashes).map(|(hour, hash)| match hash {
+                Ok(hash) => counters_of(hash),
+                // Outside data: a key of another type (written by hand) counts as an empty hour.
+                Err(error) => {
+                    tracing::warn!(key = key_of(*hour), %error, "a stats hour is unreadable; skipped");
+                    Counters::new()
+                }
+            }));
         }
         Ok(counters)
     }

@@ -145,7 +145,8 @@ end
 -- hash, which expires STATS_KEEP_SECS after the hour ends. The first start of a job (pending, no
 -- attempt yet → processing) counts its queue wait; the change that ends it, its status (also by
 -- kind), its duration, and a completed deep-research report's findings. Durations go into the
--- buckets of src/stats/buckets.rs (same constants, same expression).
+-- buckets of src/stats/buckets.rs (same constants, same expression). Counting is pcall'd: a
+-- stats key that is not a hash (written by hand) never stops a change.
 local STATS_PREFIX, STATS_KEEP_SECS = '{jobcast}:stats:', 2595600
 local BUCKETS_PER_DOUBLING, MAX_BUCKET = 8, 337
 -- An RFC 3339 UTC instant as the server writes it ('2026-11-29T19:33:37.123Z') in ms since the
@@ -182,7 +183,7 @@ if fresh and job.status == 'processing' and created_ms then
 end
 if job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled' then
   counted[#counted + 1] = 'finished:' .. job.status
-  counted[#counted + 1] = 'finished:' .. job.status .. ':' .. job.kind
+  counted[#counted + 1] = 'finished:' .. job.status .. ':' .. tostring(job.kind)
   if created_ms then
     counted[#counted + 1] = 'duration:' .. bucket_of(now_ms - created_ms)
   end
@@ -202,9 +203,9 @@ if #counted > 0 then
   local hour = math.floor(now_ms / 3600000)
   local key = STATS_PREFIX .. string.format('%d', hour)
   for _, field in ipairs(counted) do
-    redis.call('HINCRBY', key, field, 1)
+    redis.pcall('HINCRBY', key, field, 1)
   end
-  redis.call('EXPIREAT', key, (hour + 1) * 3600 + STATS_KEEP_SECS)
+  redis.pcall('EXPIREAT', key, (hour + 1) * 3600 + STATS_KEEP_SECS)
 end
 -- Stats end.
 
