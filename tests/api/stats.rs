@@ -352,3 +352,34 @@ async fn a_stats_key_that_is_not_a_hash_stops_no_change_and_reads_as_an_empty_ho
     assert_eq!(app.job(&id).await["status"], "completed");
     assert!(!app.state.store.is_degraded());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_created_and_ended_in_memory_reaches_a_redis_that_lost_its_data_counted_once() {
+    let mut redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    redis.kill();
+    let id = create_job_of(&app, "import").await;
+    assert!(app.state.store.is_degraded());
+    report_ok(&app, &id, "fail", json!({"error": "while Redis was away"})).await;
+    let in_memory = stats(&app, "1h").await;
+    assert_eq!(
+        (
+            in_memory["created"].as_u64(),
+            in_memory["finished"]["failed"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    redis.launch().await; // empty: only the write-back can count the job
+    eventually("the instance never switched back", || async {
+        (!app.state.store.is_degraded()).then_some(())
+    })
+    .await;
+    let report = stats(&app, "24h").await;
+    assert_eq!(report["created_by_kind"], json!({"import": 1}));
+    assert_eq!(
+        report["finished"],
+        json!({"completed": 0, "failed": 1, "cancelled": 0})
+    );
+    assert_eq!(report["duration_ms"]["count"], 1);
+}
