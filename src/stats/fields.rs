@@ -44,21 +44,27 @@ impl fmt::Display for Field<'_> {
 impl<'a> Field<'a> {
     /// The counter a hash field names; `None` for a field this version does not know.
     pub fn parse(name: &'a str) -> Option<Self> {
-        let (head, rest) = name.split_once(':').unwrap_or((name, ""));
+        let Some((head, rest)) = name.split_once(':') else {
+            return (name == "created").then_some(Self::Created);
+        };
         match (head, rest) {
-            ("created", "") => Some(Self::Created),
+            (_, "") => None,
             ("created", kind) => Some(Self::CreatedOfKind(kind)),
             ("finished", rest) => {
-                let (status, kind) = rest.split_once(':').unwrap_or((rest, ""));
+                let (status, kind) = match rest.split_once(':') {
+                    Some((_, "")) => return None,
+                    Some((status, kind)) => (status, Some(kind)),
+                    None => (rest, None),
+                };
                 let status = final_status(status)?;
                 Some(match kind {
-                    "" => Self::Finished(status),
-                    kind => Self::FinishedOfKind(status, kind),
+                    None => Self::Finished(status),
+                    Some(kind) => Self::FinishedOfKind(status, kind),
                 })
             }
             ("duration", bucket) => bucket.parse().ok().map(Self::Duration),
             ("wait", bucket) => bucket.parse().ok().map(Self::Wait),
-            ("finding", ingredient) if !ingredient.is_empty() => Some(Self::Finding(ingredient)),
+            ("finding", ingredient) => Some(Self::Finding(ingredient)),
             _ => None,
         }
     }
@@ -115,7 +121,16 @@ mod tests {
 
     #[test]
     fn fields_of_another_version_are_ignored() {
-        for name in ["", "finished:pending", "duration:x", "finding:", "retried"] {
+        for name in [
+            "",
+            "created:",
+            "finished:",
+            "finished:completed:",
+            "finished:pending",
+            "duration:x",
+            "finding:",
+            "retried",
+        ] {
             assert_eq!(Field::parse(name), None, "{name:?}");
         }
     }
