@@ -426,4 +426,18 @@ async fn the_analytics_panel_shows_the_admin_the_windows_counts_chart_and_top_fi
         .await
         .unwrap();
     browser.screenshot("analytics").await;
+
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, Value::Bool(false), "the panel fits a phone");
+    let figures = "document.querySelector('#analytics .figures').scrollIntoView()";
+    browser.client.execute(figures, vec![]).await.unwrap();
+    browser.screenshot("analytics-phone").await;
 }

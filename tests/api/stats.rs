@@ -186,7 +186,7 @@ async fn two_instances_on_one_redis_count_each_others_jobs() {
     report_ok(&a, &id, "complete", json!({"result": {}})).await;
 
     for app in [&a, &b] {
-        let report = stats(app, "1h").await;
+        let report = stats(app, "24h").await;
         assert_eq!(report["created"], 3);
         assert_eq!(
             report["finished"],
@@ -361,7 +361,7 @@ async fn a_job_created_and_ended_in_memory_reaches_a_redis_that_lost_its_data_co
     let id = create_job_of(&app, "import").await;
     assert!(app.state.store.is_degraded());
     report_ok(&app, &id, "fail", json!({"error": "while Redis was away"})).await;
-    let in_memory = stats(&app, "1h").await;
+    let in_memory = stats(&app, "24h").await;
     assert_eq!(
         (
             in_memory["created"].as_u64(),
