@@ -9,6 +9,7 @@ use super::percentile::Histogram;
 use super::window::Window;
 use crate::job::{JobStatus, Timestamp};
 use serde::Serialize;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use utoipa::ToSchema;
 
@@ -92,13 +93,13 @@ pub struct FindingCount {
 impl StatsReport {
     /// The report of `window` ending with the hour `current`, from the counters of each of its
     /// hours (`hours[i]` is the i-th hour of `window.range(current)`).
-    pub fn build(window: Window, current: i64, hours: &[Counters]) -> Self {
+    pub fn build<C: Borrow<Counters>>(window: Window, current: i64, hours: &[C]) -> Self {
         let range = window.range(current);
         let mut sums = Sums::default();
         let per_hour: Vec<HourCounts> = range
             .clone()
             .zip(hours)
-            .map(|(hour, counters)| sums.add_hour(hour, counters))
+            .map(|(hour, counters)| sums.add_hour(hour, counters.borrow()))
             .collect();
         let finished = per_hour.iter().fold(Outcomes::default(), |mut sum, row| {
             sum.completed += row.completed;

@@ -21,6 +21,7 @@ use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the memory store's own changes go: this instance's local fan-out (the hub implements
@@ -119,11 +120,12 @@ pub trait History {
 /// they count, in the same atomic step, and kept a little past 30 days.
 pub trait Stats {
     /// The counters of each hour of `hours` (hours since the epoch), in that order; an hour
-    /// nothing was counted in (or that has expired) is empty.
+    /// nothing was counted in (or that has expired) is empty. Shared, so that the memory store
+    /// hands them out without copying them under its lock.
     fn stats_hours(
         &self,
         hours: RangeInclusive<i64>,
-    ) -> impl Future<Output = Result<Vec<Counters>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<Arc<Counters>>, StoreError>> + Send;
 }
 
 /// The work queue and the leases of running jobs.

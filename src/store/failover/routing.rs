@@ -8,6 +8,7 @@ use crate::store::listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQu
 use crate::store::{History, JobStore, Stats, StoreError, WorkQueue};
 use std::collections::HashSet;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 impl JobStore for Store {
@@ -211,7 +212,10 @@ impl History for Store {
 }
 
 impl Stats for Store {
-    async fn stats_hours(&self, hours: RangeInclusive<i64>) -> Result<Vec<Counters>, StoreError> {
+    async fn stats_hours(
+        &self,
+        hours: RangeInclusive<i64>,
+    ) -> Result<Vec<Arc<Counters>>, StoreError> {
         let again = hours.clone();
         self.route(
             async |redis| redis.stats_hours(hours).await,

@@ -8,11 +8,14 @@ use crate::stats::{Counters, Tally};
 use crate::store::{Stats, StoreError};
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 /// Each hour's counters, by hour since the epoch; an hour goes when its Redis hash would.
 #[derive(Default)]
 pub struct Hours {
-    hours: BTreeMap<i64, Counters>,
+    /// Shared with readers, which take them without copying; a write to an hour a reader still
+    /// holds copies it first (`Arc::make_mut`).
+    hours: BTreeMap<i64, Arc<Counters>>,
 }
 
 impl Hours {
@@ -28,7 +31,7 @@ impl Hours {
         if expires_at_secs(tally.hour) <= now_secs {
             return;
         }
-        let counters = self.hours.entry(tally.hour).or_default();
+        let counters = Arc::make_mut(self.hours.entry(tally.hour).or_default());
         for field in tally.fields {
             *counters.entry(field).or_default() += 1;
         }
@@ -36,13 +39,16 @@ impl Hours {
 }
 
 impl Stats for MemoryStore {
-    async fn stats_hours(&self, hours: RangeInclusive<i64>) -> Result<Vec<Counters>, StoreError> {
+    async fn stats_hours(
+        &self,
+        hours: RangeInclusive<i64>,
+    ) -> Result<Vec<Arc<Counters>>, StoreError> {
         let now_secs = Timestamp::now().0.timestamp();
         let state = self.lock();
         let kept = &state.stats.hours;
         let counters_of = |hour| match kept.get(&hour) {
-            Some(counters) if expires_at_secs(hour) > now_secs => counters.clone(),
-            _ => Counters::new(),
+            Some(counters) if expires_at_secs(hour) > now_secs => Arc::clone(counters),
+            _ => Arc::default(),
         };
         Ok(hours.map(counters_of).collect())
     }
