@@ -7,6 +7,8 @@
 //! # Layout, bottom to top (each module uses only the ones above it in this list)
 //! - [`job`]: the job record, its state machine, and the vocabulary of a change — the event,
 //!   its frames per encoding, and the SSE and WebSocket bytes ([`job::event`], [`job::wire`]).
+//! - [`stats`]: the analytics' vocabulary: per-hour counters, histogram buckets, percentiles and
+//!   the report of a window (pure; the stores keep the counters).
 //! - [`research`]: the built-in deep-research job: its input, steps and report.
 //! - [`client_addr`]: who the client is behind trusted proxies; [`rate_limit`]: per-client limits.
 //! - [`request_id`]: the `x-request-id` of every response and the span of its log lines.
@@ -63,6 +65,7 @@ pub mod shutdown;
 pub mod sink;
 pub mod startup;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
 pub mod webhook;

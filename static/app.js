@@ -451,6 +451,7 @@ async function signIn(event) {
   if (response.ok) {
     $("admin-token").value = "";
     loadJobs(true);
+    document.dispatchEvent(new Event("jobcast:signed-in")); // the analytics panel reloads
   }
 }
 

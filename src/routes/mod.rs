@@ -18,6 +18,7 @@ mod quota;
 mod responses;
 mod shapes;
 pub mod sse;
+mod stats;
 mod webhooks;
 pub mod ws;
 
@@ -50,6 +51,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(dashboard::routes())
         .merge(history::routes())
         .merge(webhooks::routes())
+        .merge(stats::routes())
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(page::routes())

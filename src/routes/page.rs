@@ -14,6 +14,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(index))
         .routes(routes!(script))
+        .routes(routes!(analytics))
         .routes(routes!(style))
 }
 
@@ -41,6 +42,8 @@ static_files! {
     index: "/" => "index.html" as "text/html",
         "The bundled web page (start a job, watch it, the dashboard)", "The page.";
     script: "/app.js" => "app.js" as "text/javascript", "The page's script", "The script.";
+    analytics: "/analytics.js" => "analytics.js" as "text/javascript",
+        "The page's analytics panel (GET /api/v4/stats drawn as inline SVG)", "The script.";
     style: "/style.css" => "style.css" as "text/css", "The page's styles", "The styles.";
 }
 

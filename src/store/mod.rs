@@ -16,11 +16,14 @@ pub use self::redis::{
 
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, HistoryRecord, Job, JobId, Priority, Rejection};
+use crate::stats::Counters;
 use crate::webhook::delivery::{Attempt, Claimed, Delivery, Next};
 use listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
 use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where the memory store's own changes go: this instance's local fan-out (the hub implements
@@ -154,6 +157,18 @@ pub trait Webhooks {
         job: JobId,
         id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Analytics: counters of each hour (see [`crate::stats`]), added to by the creation or change
+/// they count, in the same atomic step, and kept a little past 30 days.
+pub trait Stats {
+    /// The counters of each hour of `hours` (hours since the epoch), in that order; an hour
+    /// nothing was counted in (or that has expired) is empty. Shared, so that the memory store
+    /// hands them out without copying them under its lock.
+    fn stats_hours(
+        &self,
+        hours: RangeInclusive<i64>,
+    ) -> impl Future<Output = Result<Vec<Arc<Counters>>, StoreError>> + Send;
 }
 
 /// The work queue and the leases of running jobs.

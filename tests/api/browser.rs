@@ -373,3 +373,108 @@ async fn a_person_cancels_the_job_they_started_and_the_dashboard_shows_it_cancel
     let row = format!("li[data-job-id='{id}'] .status");
     browser.wait_for_text(&row, "cancelled").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analytics_panel_shows_the_admin_the_windows_counts_chart_and_top_findings() {
+    const TOKEN: &str = "analytics-admin";
+    let redis = TestRedis::start().await;
+    let mut config = test_config(&redis.url());
+    config.admin_token = Some(jobcast::config::Secret::parse(TOKEN).unwrap());
+    let app = spawn_app_with(config).await;
+    for ingredients in [
+        serde_json::json!(["aspartame", "caffeine"]),
+        serde_json::json!(["aspartame"]),
+    ] {
+        let id = app.start_research("Diet cola", ingredients).await;
+        app.wait_until_finished(&id).await;
+    }
+    let admin = |path: &str, body: Value| {
+        app.client
+            .post(app.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+    };
+    for (end, body) in [
+        ("fail", serde_json::json!({"error": "bad file"})),
+        ("cancel", serde_json::json!({"reason": "not needed"})),
+    ] {
+        let created = admin("/api/v4/jobs", serde_json::json!({"kind": "import"}));
+        let job: Value = created.await.unwrap().json().await.unwrap();
+        let path = format!("/api/v4/job/{}/{end}", job["job_id"].as_str().unwrap());
+        let ended = admin(&path, body).await;
+        assert!(ended.unwrap().status().is_success());
+    }
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url("")).await;
+    browser.wait_for("#stats-note:not([hidden])").await;
+    assert!(
+        browser
+            .text("#stats-note")
+            .await
+            .starts_with("Sign in above")
+    );
+    browser.type_into("#admin-token", TOKEN).await;
+    browser.click("#sign-in button").await;
+
+    browser.wait_for_text("#stats-created", "4").await;
+    for (figure, expected) in [
+        ("#stats-completed", "2"),
+        ("#stats-failed", "1"),
+        ("#stats-cancelled", "1"),
+        ("#stats-success", "50.0%"),
+    ] {
+        assert_eq!(browser.text(figure).await, expected, "{figure}");
+    }
+    assert_eq!(browser.text("#stats-duration td:nth-child(5)").await, "4");
+    assert_ne!(browser.text("#stats-duration td:nth-child(2)").await, "–");
+    assert_eq!(browser.count("#stats-chart svg g.hour").await, 24);
+    assert_eq!(browser.count("#stats-chart rect.bar-completed").await, 1);
+    assert!(browser.count("#stats-distribution rect.bar-duration").await >= 1);
+    assert_eq!(
+        browser
+            .text("#stats-findings li:first-child .ingredient")
+            .await,
+        "aspartame"
+    );
+    assert_eq!(
+        browser.text("#stats-findings li:first-child .count").await,
+        "2"
+    );
+    assert_eq!(browser.count("#stats-findings li").await, 2);
+
+    browser.click("#stats-window option[value='7d']").await;
+    let deadline = Instant::now() + PATIENCE;
+    while browser.count("#stats-chart svg g.hour").await != 168 {
+        assert!(
+            Instant::now() < deadline,
+            "the 7-day chart never showed 168 hours"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(browser.text("#stats-created").await, "4");
+    browser
+        .client
+        .execute(
+            "document.getElementById('analytics').scrollIntoView()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.screenshot("analytics").await;
+
+    browser.client.set_window_size(390, 844).await.unwrap();
+    let overflow = browser
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, Value::Bool(false), "the panel fits a phone");
+    let figures = "document.querySelector('#analytics .figures').scrollIntoView()";
+    browser.client.execute(figures, vec![]).await.unwrap();
+    browser.screenshot("analytics-phone").await;
+}

@@ -35,6 +35,7 @@ mod seed_api;
 mod sessions;
 mod sse;
 mod stalls;
+mod stats;
 mod stored_data;
 mod webhooks;
 mod websocket;

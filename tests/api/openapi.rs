@@ -388,3 +388,21 @@ async fn listings_batches_streams_and_operations_answers_match_their_schemas() {
         &cleanup,
     );
 }
+
+#[tokio::test]
+async fn the_stats_answer_has_exactly_the_fields_its_schema_documents() {
+    let redis = TestRedis::start().await;
+    let app = spawn_app(&redis).await;
+    let document = served_document(&app).await;
+    let id = app.start_research("Diet cola", json!(["aspartame"])).await;
+    app.wait_until_finished(&id).await;
+
+    let stats: Value = app.get("/api/v4/stats").await.json().await.unwrap();
+    assert_answer(&document, "get /api/v4/stats", 200, "StatsReport", &stats);
+    assert_exact_fields(&document, "Distribution", &stats["duration_ms"]);
+    assert_exact_fields(&document, "HourCounts", &stats["per_hour"][0]);
+    assert_eq!(stats["top_findings"][0]["ingredient"], "aspartame");
+    let bad = app.get("/api/v4/stats?window=1w").await;
+    let bad = json_of(bad, StatusCode::BAD_REQUEST).await;
+    assert_documented(&document, "get /api/v4/stats", 400, &bad);
+}

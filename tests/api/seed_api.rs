@@ -320,6 +320,7 @@ async fn the_page_is_served_with_security_headers() {
     for (path, content_type) in [
         ("/", "text/html"),
         ("/app.js", "text/javascript"),
+        ("/analytics.js", "text/javascript"),
         ("/style.css", "text/css"),
     ] {
         let response = app.get(path).await;

@@ -3,10 +3,13 @@
 use super::Store;
 use crate::idempotency::{Creation, IdempotencyKey};
 use crate::job::{Change, HistoryRecord, Job, JobId, Priority};
+use crate::stats::Counters;
 use crate::store::listing::{HeadPage, HistoryPage, HistoryQuery, JobPage, ListQuery};
-use crate::store::{History, JobStore, StoreError, Webhooks, WorkQueue};
+use crate::store::{History, JobStore, Stats, StoreError, Webhooks, WorkQueue};
 use crate::webhook::delivery::{Attempt, Claimed, Delivery, Next};
 use std::collections::HashSet;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::Duration;
 
 impl JobStore for Store {
@@ -247,6 +250,20 @@ impl Webhooks for Store {
         self.route(
             async |redis| redis.retry_delivery(job, id).await,
             async |memory| memory.retry_delivery(job, id).await,
+        )
+        .await
+    }
+}
+
+impl Stats for Store {
+    async fn stats_hours(
+        &self,
+        hours: RangeInclusive<i64>,
+    ) -> Result<Vec<Arc<Counters>>, StoreError> {
+        let again = hours.clone();
+        self.route(
+            async |redis| redis.stats_hours(hours).await,
+            async |memory| memory.stats_hours(again).await,
         )
         .await
     }

@@ -12,6 +12,7 @@ mod history;
 mod queue;
 mod ready;
 mod search;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod webhooks;
@@ -23,6 +24,7 @@ use crate::job::{
     Change, HistoryRecord, Job, JobEvent, JobId, JobStatus, Outcome, Priority, Timestamp,
 };
 use crate::search::{Search, job_words};
+use crate::stats::tally;
 use bytes::Bytes;
 use ready::Ready;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -94,6 +96,8 @@ struct State {
     search: search::Words,
     /// Webhook deliveries and their attempts.
     webhooks: webhooks::Deliveries,
+    /// The analytics: the counters of each hour, as Redis keeps them.
+    stats: stats::Hours,
 }
 
 struct StoredJob {
@@ -271,6 +275,7 @@ impl MemoryStore {
             return Err(StoreError::Full);
         }
         self.store_and_publish(state, job.clone());
+        state.stats.add(tally::of_creation(job));
         Ok(())
     }
 
@@ -417,6 +422,7 @@ impl JobStore for MemoryStore {
         match change.apply(current, Timestamp::now(), ttl_secs)? {
             Outcome::Unchanged => Ok(current.clone()),
             Outcome::Applied(next) => {
+                let counted = tally::of_change(current, &next);
                 if next.status == JobStatus::Pending {
                     state.queue.reprioritise(id, next.priority);
                 }
@@ -426,6 +432,9 @@ impl JobStore for MemoryStore {
                     state.history.insert(record);
                 }
                 self.queue_webhooks(&mut state, &next);
+                if let Some(counted) = counted {
+                    state.stats.add(counted);
+                }
                 self.store_and_publish(&mut state, (*next).clone());
                 Ok(*next)
             }

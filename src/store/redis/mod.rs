@@ -7,6 +7,7 @@ mod queue;
 mod recovery;
 mod search;
 mod sessions;
+mod stats;
 mod webhooks;
 
 pub use history::{HISTORY_KEY, HISTORY_RECORDS_KEY};

@@ -3,6 +3,7 @@
 use super::RedisStore;
 use super::queue::LEASES_KEY;
 use crate::job::{Job, JobId, Priority, Timestamp};
+use crate::stats::{hours, tally};
 use crate::store::{StoreError, WorkQueue};
 use redis::AsyncCommands;
 use std::time::Duration;
@@ -24,6 +25,20 @@ fn decode_stored(raw: &str) -> Option<Job> {
             None
         }
     }
+}
+
+/// What writing `merged` back over `held` (Redis's state of the job, if it had one) adds to
+/// the stats, as restore.lua reads it: `[[hash key, its EXPIREAT, field...], ...]`.
+fn stats_of_write_back(held: Option<&Job>, merged: &Job) -> String {
+    let tallies = tally::of_write_back(held, merged).into_iter().map(|tally| {
+        let mut entry = vec![
+            hours::key_of(tally.hour),
+            hours::expires_at_secs(tally.hour).to_string(),
+        ];
+        entry.extend(tally.fields);
+        entry
+    });
+    serde_json::to_string(&tallies.collect::<Vec<_>>()).unwrap_or_default()
 }
 
 /// What writing one job back did.
@@ -57,12 +72,13 @@ impl RedisStore {
     pub async fn restore(&self, job: &Job) -> Result<(Restored, Job), StoreError> {
         for _ in 0..RESTORE_TRIES {
             let stored: Option<String> = self.connection().get(job.job_id.key()).await?;
-            let (outcome, merged) = match stored.as_deref().map(decode_stored) {
-                Some(Some(stored)) => match job.written_over(&stored) {
+            let held = stored.as_deref().and_then(decode_stored);
+            let (outcome, merged) = match &held {
+                Some(held) => match job.written_over(held) {
                     Some(merged) => (Restored::Updated, merged),
-                    None => return Ok((Restored::Kept, stored)),
+                    None => return Ok((Restored::Kept, held.clone())),
                 },
-                Some(None) | None => (Restored::Recreated, job.clone()),
+                None => (Restored::Recreated, job.clone()),
             };
             let left = merged.expires_at.0 - Timestamp::now().0;
             let left_ms = u64::try_from(left.num_milliseconds()).unwrap_or(0);
@@ -76,6 +92,7 @@ impl RedisStore {
                 .arg(stored.as_deref().unwrap_or_default())
                 .arg(merged.to_json())
                 .arg(left_ms)
+                .arg(stats_of_write_back(held.as_ref(), &merged))
                 .invoke_async(&mut self.connection())
                 .await?;
             if written == 1 {

@@ -33,6 +33,8 @@ if string.sub(raw, -#tail) ~= tail then
   return redis.error_reply('ERR corrupt job document at ' .. KEYS[1])
 end
 local input = string.sub(raw, cut + 9, #raw - #tail)
+-- Stats: whether this change may be the job's first start (see the stats block below).
+local fresh = job.status == 'pending' and job.attempt == 0
 
 local op, now, ttl, expires_at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local progress, step, payload, fence = tonumber(ARGV[5]), ARGV[6], ARGV[7], tonumber(ARGV[8])
@@ -138,6 +140,74 @@ if ARGV[10] == '1' and job.status ~= 'pending' and job.status ~= 'processing' th
   redis.call('HSET', KEYS[4], id, cjson.encode(record))
   redis.call('ZADD', KEYS[3], ARGV[9], id)
 end
+
+-- Stats (the rules of src/stats/tally.rs): counters of the hour of now (ARGV[9]) in that hour's
+-- hash, which expires STATS_KEEP_SECS after the hour ends. The first start of a job (pending, no
+-- attempt yet → processing) counts its queue wait; the change that ends it, its status (also by
+-- kind), its duration, and a completed deep-research report's findings. Durations go into the
+-- buckets of src/stats/buckets.rs (same constants, same expression). Counting is pcall'd: a
+-- stats key that is not a hash (written by hand) never stops a change.
+local STATS_PREFIX, STATS_KEEP_SECS = '{jobcast}:stats:', 2595600
+local BUCKETS_PER_DOUBLING, MAX_BUCKET = 8, 337
+-- An RFC 3339 UTC instant as the server writes it ('2026-11-29T19:33:37.123Z') in ms since the
+-- epoch, by days-from-civil; nil when it is not one.
+local function ms_of(instant)
+  local y, m, d, hh, mm, ss, frac = string.match(tostring(instant),
+    '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.?(%d*)Z$')
+  if not y then
+    return nil
+  end
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local days = era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+  local millis = tonumber(string.sub(frac .. '000', 1, 3))
+  return ((days * 24 + tonumber(hh)) * 60 + tonumber(mm)) * 60000 + tonumber(ss) * 1000 + millis
+end
+local function bucket_of(ms)
+  if ms < 1 then
+    return '0'
+  end
+  local k = 1 + math.floor(BUCKETS_PER_DOUBLING * math.log(ms) / math.log(2) + 1e-12)
+  return string.format('%d', math.min(k, MAX_BUCKET))
+end
+local counted = {}
+local now_ms = tonumber(ARGV[9])
+local created_ms = ms_of(job.created_at)
+if fresh and job.status == 'processing' and created_ms then
+  counted[#counted + 1] = 'wait:' .. bucket_of(now_ms - created_ms)
+end
+if job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled' then
+  counted[#counted + 1] = 'finished:' .. job.status
+  counted[#counted + 1] = 'finished:' .. job.status .. ':' .. tostring(job.kind)
+  if created_ms then
+    counted[#counted + 1] = 'duration:' .. bucket_of(now_ms - created_ms)
+  end
+  if job.status == 'completed' and job.kind == 'deep-research' then
+    local ok, report = pcall(cjson.decode, result)
+    if ok and type(report) == 'table' and type(report.findings) == 'table' then
+      for _, finding in ipairs(report.findings) do
+        if type(finding) == 'table' and type(finding.ingredient) == 'string'
+            and finding.ingredient ~= '' then
+          counted[#counted + 1] = 'finding:' .. finding.ingredient
+        end
+      end
+    end
+  end
+end
+if #counted > 0 then
+  local hour = math.floor(now_ms / 3600000)
+  local key = STATS_PREFIX .. string.format('%d', hour)
+  for _, field in ipairs(counted) do
+    redis.pcall('HINCRBY', key, field, 1)
+  end
+  redis.pcall('EXPIREAT', key, (hour + 1) * 3600 + STATS_KEEP_SECS)
+end
+-- Stats end.
 
 local doc = string.sub(cjson.encode(job), 1, -2) .. ',"input":' .. input .. ',"result":' .. result .. '}'
 redis.call('SET', KEYS[1], doc, 'EX', ttl)
