@@ -1,17 +1,17 @@
 //! `POST /api/v4/job/{job_id}/cancel`: the admin, or the client holding the job's control token,
 //! ends a pending or running job as `cancelled`.
 
-use super::jobs::{JobPath, job_response};
+use super::jobs::{JobPath, answer_applied};
 use super::responses::CancelFailures;
 use crate::auth::{self, Admin};
 use crate::error::ApiError;
 use crate::extract::JobIdPath;
-use crate::job::{Change, Job, JobId};
+use crate::job::{Change, Job, JobEvent, JobId};
 use crate::state::AppState;
 use crate::store::JobStore;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -69,7 +69,7 @@ async fn cancel_job(
     let reason = cancel_reason(&body)?;
     let job = state.store.apply(job_id, Change::Cancel { reason }).await?;
     tracing::info!(%job_id, "job cancelled");
-    Ok(job_response(&job, StatusCode::OK))
+    answer_applied(&state, JobEvent::from(&job))
 }
 
 /// Whether the request carries `Authorization: Bearer <the job's control token>`.

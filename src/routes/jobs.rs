@@ -336,15 +336,11 @@ fn etag_matches(headers: &HeaderMap, seq: u64) -> bool {
         .any(|tag| tag == "*" || tag == current)
 }
 
-/// Answers with a job this instance just changed, and shows it to the cache at once.
-fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiError> {
+/// Answers with a job this instance just changed, and shows it to the cache at once, so that the
+/// client's next read sees its own change before the relay brings it.
+pub(super) fn answer_applied(state: &AppState, event: JobEvent) -> Result<Response, ApiError> {
     state.cache.offer(&event);
     Ok(event_response(&event, StatusCode::OK))
-}
-
-/// The job as JSON with its ETag.
-pub(super) fn job_response(job: &Job, status: StatusCode) -> Response {
-    event_response(&JobEvent::from(job), status)
 }
 
 /// A job state that is already serialised, with its ETag.

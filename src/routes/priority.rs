@@ -1,16 +1,15 @@
 //! `POST /api/v4/job/{job_id}/priority`: the admin moves a queued job up or down the queue.
 
 use super::create::priority_of;
-use super::jobs::{JobPath, job_response};
+use super::jobs::{JobPath, answer_applied};
 use super::responses::ReportFailures;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, JobIdPath};
-use crate::job::{Change, Job, Priority};
+use crate::job::{Change, Job, JobEvent, Priority};
 use crate::state::AppState;
 use crate::store::JobStore;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,5 +55,5 @@ async fn prioritise_job(
         .apply(job_id, Change::Prioritise { priority })
         .await?;
     tracing::info!(%job_id, %priority, "job re-prioritised");
-    Ok(job_response(&job, StatusCode::OK))
+    answer_applied(&state, JobEvent::from(&job))
 }

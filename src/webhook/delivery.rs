@@ -69,6 +69,14 @@ pub struct Claimed {
     pub attempts_made: usize,
 }
 
+/// A delivery moved from the memory store to Redis when an outage ends, with what an attempt
+/// needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moved {
+    pub delivery: Delivery,
+    pub body: String,
+}
+
 /// What follows an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {

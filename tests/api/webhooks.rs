@@ -400,3 +400,67 @@ async fn only_an_admin_may_attach_a_webhook_and_only_a_url_on_a_server_that_sign
         "this server sends no webhooks: WEBHOOK_SECRET is not set"
     );
 }
+
+async fn wait_for_backend(app: &TestApp, wanted: &str) {
+    eventually(&format!("the backend never became {wanted}"), || async {
+        let ready: Value = app.get("/ready").await.json().await.ok()?;
+        (ready["backend"] == wanted).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_queued_during_a_redis_outage_move_to_redis_and_are_delivered_from_there() {
+    let mut redis = TestRedis::start().await;
+    let receiver = Receiver::start(vec![]).await;
+    receiver.down(503);
+    let config = webhook_config(
+        &redis.url(),
+        vec![receiver.url("/all")],
+        "0,0.2,0.2,0.2,0.2,0.2,30",
+    );
+    let app = spawn_app_with(config).await;
+    let before = app.create_external_job().await;
+    redis.kill();
+    wait_for_backend(&app, "memory").await;
+    let during = app
+        .post(
+            "/api/v4/jobs",
+            &json!({"kind": "external", "webhook_url": receiver.url("/own")}),
+        )
+        .await;
+    let during: Value = during.json().await.unwrap();
+    let during = during["job_id"].as_str().unwrap().to_owned();
+    app.report(&before, "fail", &json!({"error": "while Redis was down"}))
+        .await;
+    received(&receiver, 2).await; // attempted from memory, refused, and again
+
+    redis.launch().await; // empty: what it holds can only come from the write-back
+    wait_for_backend(&app, "redis").await;
+    receiver.up();
+    let delivered = eventually("the moved delivery never succeeded", || async {
+        let shown = deliveries(&app, &before).await;
+        (shown.first()?["status"] == "succeeded").then_some(shown)
+    })
+    .await;
+    let attempts = delivered[0]["attempts"].as_array().unwrap();
+    assert!(
+        attempts.len() >= 2,
+        "the attempts made from memory moved too: {attempts:?}"
+    );
+    assert_eq!(attempts[0]["status_code"], 503);
+    let due: usize = redis
+        .command(&["ZCARD", jobcast::store::WEBHOOKS_DUE_KEY])
+        .await;
+    assert_eq!(due, 0, "nothing left to deliver");
+
+    // The job created during the outage keeps its own endpoint in Redis.
+    app.report(&during, "fail", &json!({"error": "after the outage"}))
+        .await;
+    let own = eventually("the job's own endpoint was never called", || async {
+        let got = receiver.received();
+        got.into_iter().find(|r| r.path == "/own")
+    })
+    .await;
+    assert_eq!(verified(&own)["data"]["job_id"], during.as_str());
+}

@@ -74,6 +74,11 @@ impl Store {
             .redis
             .restore_work(&queued, &leased, self.shared.lease)
             .await?;
+        // Webhook deliveries queued here during the outage: Redis's deliverers take them on.
+        let deliveries = self.shared.memory.deliveries();
+        self.shared.redis.restore_deliveries(&deliveries).await?;
+        let moved: Vec<String> = deliveries.into_iter().map(|d| d.delivery.id).collect();
+        self.shared.memory.forget_deliveries(&moved);
         self.shared.degraded.store(false, Ordering::Release);
         Ok(restored)
     }

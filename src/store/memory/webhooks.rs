@@ -5,7 +5,7 @@ use super::MemoryStore;
 use crate::job::{Job, JobId, Timestamp};
 use crate::store::{StoreError, Webhooks};
 use crate::webhook::delivery::{
-    Attempt, Claimed, Delivery, DeliveryStatus, Next, event_body, message_id,
+    Attempt, Claimed, Delivery, DeliveryStatus, Moved, Next, event_body, message_id,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -82,11 +82,50 @@ impl Deliveries {
         }
     }
 
+    /// Every delivery held here, to move to Redis.
+    pub fn all(&self) -> Vec<Moved> {
+        self.held
+            .values()
+            .map(|held| Moved {
+                delivery: held.delivery.clone(),
+                body: held.body.clone(),
+            })
+            .collect()
+    }
+
+    /// Drops the deliveries `ids` (moved to Redis).
+    pub fn forget(&mut self, ids: &[String]) {
+        for id in ids {
+            if let Some(held) = self.held.remove(id) {
+                self.due.retain(|(_, due)| due != id);
+                let job = held.delivery.job_id;
+                if let Some(of_job) = self.of_job.get_mut(&job) {
+                    of_job.retain(|other| other != id);
+                    if of_job.is_empty() {
+                        self.of_job.remove(&job);
+                    }
+                }
+            }
+        }
+    }
+
     fn set_due(&mut self, id: &str, at: Option<i64>) {
         self.due.retain(|(_, due)| due != id);
         if let Some(at) = at {
             self.due.insert((at, id.to_owned()));
         }
+    }
+}
+
+impl MemoryStore {
+    /// Every webhook delivery held here, with its attempts: to move to Redis after an outage.
+    pub fn deliveries(&self) -> Vec<Moved> {
+        self.lock().webhooks.all()
+    }
+
+    /// Drops the webhook deliveries `ids`, once Redis holds them.
+    pub fn forget_deliveries(&self, ids: &[String]) {
+        self.lock().webhooks.forget(ids);
     }
 }
 

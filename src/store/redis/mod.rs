@@ -126,6 +126,7 @@ struct Scripts {
     webhook_claim: Script,
     webhook_record: Script,
     webhook_retry: Script,
+    webhook_restore: Script,
 }
 
 impl RedisStore {
@@ -156,6 +157,7 @@ impl RedisStore {
             webhook_claim: Script::new(include_str!("webhook_claim.lua")),
             webhook_record: Script::new(include_str!("webhook_record.lua")),
             webhook_retry: Script::new(include_str!("webhook_retry.lua")),
+            webhook_restore: Script::new(include_str!("webhook_restore.lua")),
         };
         Ok(Self {
             connection: Arc::new(RwLock::new(connection)),

@@ -21,9 +21,9 @@ const SCRATCH_KEY: &str = "{jobcast}:search:scratch";
 const PRUNE_FROM_KEY: &str = "{jobcast}:search:prune-from";
 
 impl RedisStore {
-    /// Adds `job` to the job index and to the search index (idempotent, one atomic step): for a
-    /// job created in memory during an outage, once it is written back (`create.lua` indexes
-    /// the jobs it creates itself).
+    /// Adds `job` to the job index and to the search index, and keeps its webhook endpoint
+    /// (idempotent, one atomic step): for a job created in memory during an outage, once it is
+    /// written back (`create.lua` does this for the jobs it creates itself).
     pub async fn index(&self, job: &Job) -> Result<(), StoreError> {
         let created = job.created_at.0.timestamp_millis();
         let id = job.job_id.to_string();
@@ -38,6 +38,10 @@ impl RedisStore {
                 .ignore()
                 .zadd(SEARCH_WORDS_KEY, &word, 0)
                 .ignore();
+        }
+        if let Some(url) = &job.webhook_url {
+            let endpoint = super::job_endpoint_key(job.job_id);
+            pipeline.set_ex(endpoint, url, self.ttl_secs).ignore();
         }
         let _: () = pipeline.query_async(&mut self.connection()).await?;
         Ok(())

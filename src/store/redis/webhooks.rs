@@ -5,7 +5,7 @@
 use super::RedisStore;
 use crate::job::{JobId, Timestamp};
 use crate::store::{StoreError, Webhooks};
-use crate::webhook::delivery::{Attempt, Claimed, Delivery, DeliveryStatus, Next};
+use crate::webhook::delivery::{Attempt, Claimed, Delivery, DeliveryStatus, Moved, Next};
 use redis::AsyncCommands;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -85,8 +85,10 @@ impl Webhooks for RedisStore {
     }
 
     async fn job_deliveries(&self, job: JobId) -> Result<Vec<Delivery>, StoreError> {
-        let of_job = format!("{WEBHOOK_KEY_PREFIX}webhooks:job:{job}");
-        let ids: Vec<String> = self.connection().zrange(&of_job, 0, -1).await?;
+        let ids: Vec<String> = self
+            .connection()
+            .zrange(job_deliveries_key(job), 0, -1)
+            .await?;
         let mut pipeline = redis::pipe();
         for id in &ids {
             let key = delivery_key(id);
@@ -118,6 +120,54 @@ impl Webhooks for RedisStore {
             .invoke_async(&mut self.connection())
             .await?)
     }
+}
+
+impl RedisStore {
+    /// Writes the deliveries an outage queued in memory (those Redis does not hold already).
+    pub async fn restore_deliveries(&self, moved: &[Moved]) -> Result<(), StoreError> {
+        for Moved { delivery, body } in moved {
+            let key = delivery_key(&delivery.id);
+            let status = match delivery.status {
+                DeliveryStatus::Pending => "pending",
+                DeliveryStatus::Succeeded => "succeeded",
+                DeliveryStatus::Failed => "failed",
+            };
+            let next = delivery
+                .next_attempt_at
+                .filter(|_| delivery.status == DeliveryStatus::Pending)
+                .map(|at| at.0.timestamp_millis().to_string());
+            let attempts = delivery
+                .attempts
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()?;
+            let _written: bool = self
+                .scripts
+                .webhook_restore
+                .key(WEBHOOKS_DUE_KEY)
+                .key(&key)
+                .key(format!("{key}:attempts"))
+                .key(job_deliveries_key(delivery.job_id))
+                .arg(&delivery.id)
+                .arg(delivery.job_id.to_string())
+                .arg(&delivery.url)
+                .arg(&delivery.event)
+                .arg(body)
+                .arg(delivery.created_at.0.timestamp_millis())
+                .arg(status)
+                .arg(next.unwrap_or_default())
+                .arg(self.webhooks.retention_secs)
+                .arg(attempts)
+                .invoke_async(&mut self.connection())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The sorted set of a job's deliveries, by when they were queued.
+fn job_deliveries_key(job: JobId) -> String {
+    format!("{WEBHOOK_KEY_PREFIX}webhooks:job:{job}")
 }
 
 /// A delivery from its hash and attempts; `None` (logged) for one that does not read.

@@ -51,6 +51,8 @@ struct Inbox {
     received: Vec<Received>,
     /// Answers still to give, in order; 200 once they are used up.
     script: VecDeque<Answer>,
+    /// While set, every request is answered with this status (the endpoint is down).
+    down: Option<StatusCode>,
 }
 
 /// The receiver; it stops when dropped.
@@ -66,6 +68,7 @@ impl Receiver {
         let inbox = Arc::new(Mutex::new(Inbox {
             received: Vec::new(),
             script: script.into(),
+            down: None,
         }));
         let app = axum::Router::new()
             .fallback(receive)
@@ -85,6 +88,16 @@ impl Receiver {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answers every request with `status` until [`Receiver::up`].
+    pub fn down(&self, status: u16) {
+        self.inbox.lock().unwrap().down = Some(StatusCode::from_u16(status).unwrap());
+    }
+
+    /// Answers as scripted again.
+    pub fn up(&self) {
+        self.inbox.lock().unwrap().down = None;
     }
 
     /// Every request so far.
@@ -113,10 +126,13 @@ async fn receive(
             body,
             at: Instant::now(),
         });
-        inbox
-            .script
-            .pop_front()
-            .unwrap_or_else(|| Answer::status(200))
+        match inbox.down {
+            Some(status) => Answer::status(status.as_u16()),
+            None => inbox
+                .script
+                .pop_front()
+                .unwrap_or_else(|| Answer::status(200)),
+        }
     };
     tokio::time::sleep(answer.delay).await;
     let mut response = answer.status.into_response();
