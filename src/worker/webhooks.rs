@@ -15,8 +15,9 @@ use tracing::warn;
 
 /// How long the deliverer waits before it looks again when nothing was due.
 pub const WEBHOOK_POLL: Duration = Duration::from_millis(200);
-/// How much longer than an attempt's timeout a claim holds its delivery.
-pub const LEASE_MARGIN: Duration = Duration::from_secs(15);
+/// How many attempt timeouts a claim holds its delivery for: long enough that an attempt still
+/// running is never claimed again, short enough that one a dead instance held is soon retried.
+pub const LEASE_TIMEOUTS: u32 = 2;
 /// How long a delivery is put off when this instance already has the most attempts in flight
 /// that its endpoint may take.
 pub const BUSY_ENDPOINT_DELAY: Duration = Duration::from_millis(500);
@@ -46,7 +47,7 @@ pub fn spawn_deliverer(state: &AppState) {
             config.webhook_allow_private,
         ),
         schedule: config.webhook_retry_schedule.clone(),
-        lease: config.webhook_timeout() + LEASE_MARGIN,
+        lease: config.webhook_timeout() * LEASE_TIMEOUTS,
         in_flight: Arc::new(Semaphore::new(config.webhook_max_in_flight as usize)),
         per_endpoint: config.webhook_max_per_endpoint as usize,
         endpoints: Mutex::default(),

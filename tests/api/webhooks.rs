@@ -464,3 +464,113 @@ async fn deliveries_queued_during_a_redis_outage_move_to_redis_and_are_delivered
     .await;
     assert_eq!(verified(&own)["data"]["job_id"], during.as_str());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real processes: a killed instance's deliveries, and two instances sharing the work.
+// ---------------------------------------------------------------------------------------------
+
+/// A `jobcast` process on `redis_url` that sends every job's events to `everyone`.
+async fn webhook_server(redis_url: &str, everyone: &str, schedule: &str) -> ServerProcess {
+    ServerProcess::start(&[
+        ("REDIS_URL", redis_url),
+        ("WEBHOOK_SECRET", SECRET),
+        ("WEBHOOK_URLS", everyone),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("WEBHOOK_RETRY_SCHEDULE", schedule),
+        ("WEBHOOK_TIMEOUT_MS", "1000"),
+    ])
+    .await
+}
+
+/// Creates an external job on `server` and fails it; the job's id.
+async fn fail_a_job(server: &ServerProcess, client: &reqwest::Client) -> String {
+    let id = server
+        .create("/api/v4/jobs", json!({"kind": "external"}))
+        .await;
+    let failed = client
+        .post(server.url(&format!("/api/v4/job/{id}/fail")))
+        .json(&json!({"error": "broken"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), StatusCode::OK);
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_delivery_is_made_by_another_after_redis_restarts_too() {
+    let mut redis =
+        TestRedis::start_with_args(&["--appendonly", "yes", "--appendfsync", "always"]).await;
+    let receiver = Receiver::start(vec![]).await;
+    receiver.delay_every(Duration::from_secs(30)); // down: it never answers
+    let everyone = receiver.url("/all");
+    let first = webhook_server(&redis.url(), &everyone, "0,0.3,60").await;
+    let id = fail_a_job(&first, &reqwest::Client::new()).await;
+    let hung = received(&receiver, 1).await;
+    let webhook_id = hung[0].headers["webhook-id"].clone();
+
+    first.kill().await; // SIGKILL, mid-attempt: its claim is never recorded
+    redis.kill();
+    redis.launch().await;
+    receiver.delay_every(Duration::ZERO);
+    let second = webhook_server(&redis.url(), &everyone, "0,0.3,60").await;
+
+    let delivered = eventually("the delivery was never made again", || async {
+        receiver.received().get(1).cloned()
+    })
+    .await;
+    assert_eq!(
+        delivered.headers["webhook-id"], webhook_id,
+        "the same delivery"
+    );
+    assert_eq!(verified(&delivered)["data"]["job_id"], id.as_str());
+    let shown = eventually("the delivery never showed as succeeded", || async {
+        let url = second.url(&format!("/api/v4/job/{id}/webhooks"));
+        let shown: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+        (shown["deliveries"][0]["status"] == "succeeded").then_some(shown)
+    })
+    .await;
+    let attempts = shown["deliveries"][0]["attempts"].as_array().unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the killed attempt left no record: {attempts:?}"
+    );
+    assert_eq!(attempts[0]["status_code"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_every_event_of_200_jobs_and_never_one_attempt_twice() {
+    let redis = TestRedis::start().await;
+    // Slow enough answers that two attempts of one delivery would overlap, were they made.
+    let receiver = Receiver::start(vec![]).await;
+    receiver.delay_every(Duration::from_millis(20));
+    let everyone = receiver.url("/all");
+    let servers = [
+        webhook_server(&redis.url(), &everyone, "0,1").await,
+        webhook_server(&redis.url(), &everyone, "0,1").await,
+    ];
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for n in 0..200 {
+        ids.push(fail_a_job(&servers[n % 2], &client).await);
+    }
+
+    received(&receiver, 200).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // and no more come
+    let requests = receiver.received();
+    assert_eq!(requests.len(), 200, "one attempt per delivery");
+    let mut delivered: Vec<String> = requests
+        .iter()
+        .map(|request| {
+            verified(request)["data"]["job_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    delivered.sort();
+    ids.sort();
+    assert_eq!(delivered, ids, "every job's event, once");
+    assert_eq!(receiver.most_at_once_per_id(), 1);
+}

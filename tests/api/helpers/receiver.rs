@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +53,11 @@ struct Inbox {
     script: VecDeque<Answer>,
     /// While set, every request is answered with this status (the endpoint is down).
     down: Option<StatusCode>,
+    /// How long every answer takes, besides its own delay.
+    delay: Duration,
+    /// Requests being answered now, by `webhook-id`, and the most there ever were of one id.
+    in_flight: HashMap<String, usize>,
+    most_at_once: usize,
 }
 
 /// The receiver; it stops when dropped.
@@ -69,6 +74,9 @@ impl Receiver {
             received: Vec::new(),
             script: script.into(),
             down: None,
+            delay: Duration::ZERO,
+            in_flight: HashMap::new(),
+            most_at_once: 0,
         }));
         let app = axum::Router::new()
             .fallback(receive)
@@ -100,6 +108,16 @@ impl Receiver {
         self.inbox.lock().unwrap().down = None;
     }
 
+    /// Takes `delay` over every answer.
+    pub fn delay_every(&self, delay: Duration) {
+        self.inbox.lock().unwrap().delay = delay;
+    }
+
+    /// The most requests with one `webhook-id` it was answering at once.
+    pub fn most_at_once_per_id(&self) -> usize {
+        self.inbox.lock().unwrap().most_at_once
+    }
+
     /// Every request so far.
     pub fn received(&self) -> Vec<Received> {
         self.inbox.lock().unwrap().received.clone()
@@ -118,7 +136,12 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let answer = {
+    let id = headers
+        .get("webhook-id")
+        .and_then(|id| id.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (answer, delay) = {
         let mut inbox = inbox.lock().unwrap();
         inbox.received.push(Received {
             path: uri.path().to_owned(),
@@ -126,15 +149,22 @@ async fn receive(
             body,
             at: Instant::now(),
         });
-        match inbox.down {
+        let at_once = inbox.in_flight.entry(id.clone()).or_default();
+        *at_once += 1;
+        let at_once = *at_once;
+        inbox.most_at_once = inbox.most_at_once.max(at_once);
+        let answer = match inbox.down {
             Some(status) => Answer::status(status.as_u16()),
             None => inbox
                 .script
                 .pop_front()
                 .unwrap_or_else(|| Answer::status(200)),
-        }
+        };
+        let delay = inbox.delay;
+        (answer, delay)
     };
-    tokio::time::sleep(answer.delay).await;
+    tokio::time::sleep(answer.delay + delay).await;
+    *inbox.lock().unwrap().in_flight.entry(id).or_default() -= 1;
     let mut response = answer.status.into_response();
     for (name, value) in answer.headers {
         response
