@@ -184,6 +184,8 @@ function watch(jobId) {
   if (fresh) {
     watching.seq = 0;
     $("report").replaceChildren();
+    $("webhooks").hidden = true;
+    $("webhook-list").replaceChildren();
   }
   $("watch").hidden = false;
   $("job-id").textContent = jobId;
@@ -222,6 +224,45 @@ function showJob(job) {
   if (job.status === "failed") $("report").replaceChildren(paragraph(`This job failed: ${job.error}`, "field-error"));
   if (job.status === "cancelled") $("report").replaceChildren(paragraph(job.error || "Cancelled", "hint"));
   if (job.status === "completed" && job.result) $("report").replaceChildren(...renderReport(job.result));
+  if (FINAL.has(job.status)) showWebhooks(job.job_id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The watch view's webhooks: every delivery of the job's end and its attempts (admins only).
+// ---------------------------------------------------------------------------------------------
+/** How often the view reads the deliveries again while one is still pending. */
+const WEBHOOK_REFRESH_MS = 1000;
+
+async function showWebhooks(jobId) {
+  if (watching.jobId !== jobId) return;
+  const response = await fetch(`/api/v4/job/${jobId}/webhooks`).catch(() => null);
+  if (!response || !response.ok) return; // not an admin, or the server is away: nothing to show
+  const { deliveries } = await response.json();
+  if (watching.jobId !== jobId) return;
+  $("webhooks").hidden = deliveries.length === 0;
+  $("webhook-list").replaceChildren(...deliveries.map(webhookRow));
+  if (deliveries.some((delivery) => delivery.status === "pending")) {
+    setTimeout(() => showWebhooks(jobId), WEBHOOK_REFRESH_MS);
+  }
+}
+
+function webhookRow(delivery) {
+  const row = element("li");
+  row.dataset.deliveryId = delivery.id;
+  const status = element("span", delivery.status, "delivery-status");
+  status.dataset.status = delivery.status;
+  row.append(element("code", delivery.url), " ", status);
+  const attempts = element("ol", undefined, "attempts");
+  for (const attempt of delivery.attempts) {
+    const answered = attempt.status_code === null ? "no answer" : String(attempt.status_code);
+    const text = `${answered} · ${attempt.latency_ms} ms${attempt.error ? ` · ${attempt.error}` : ""}`;
+    attempts.append(element("li", text));
+  }
+  row.append(attempts);
+  if (delivery.next_attempt_at) {
+    row.append(paragraph(`Next attempt ${new Date(delivery.next_attempt_at).toLocaleTimeString()}`, "hint"));
+  }
+  return row;
 }
 
 function controlToken(jobId) {

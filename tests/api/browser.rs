@@ -192,6 +192,40 @@ async fn a_person_searches_the_dashboard_as_they_type() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_view_shows_a_jobs_webhook_attempts_to_an_admin() {
+    let receiver = Receiver::start(vec![Answer::status(500)]).await;
+    let mut config = test_config(&format!(
+        "redis+unix://{}/nowhere.sock",
+        std::env::temp_dir().display()
+    ));
+    config.webhook_secret =
+        Some(jobcast::webhook::Signer::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap());
+    config.webhook_allow_private = true;
+    config.webhook_retry_schedule = "0,0.5".parse().unwrap();
+    let app = spawn_app_with(config).await;
+    let body = serde_json::json!({"kind": "external", "webhook_url": receiver.url("/hook")});
+    let job: serde_json::Value = app.post("/api/v4/jobs", &body).await.json().await.unwrap();
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    app.report(&id, "fail", &serde_json::json!({"error": "no source"}))
+        .await;
+
+    let browser = Browser::start().await;
+    browser.goto(&app.url(&format!("/?job={id}"))).await;
+    browser.wait_for_text("#status", "failed").await;
+    browser
+        .wait_for_text("#webhook-list .delivery-status", "succeeded")
+        .await;
+    assert_eq!(browser.count("#webhook-list .attempts li").await, 2);
+    let first = browser.text("#webhook-list .attempts li:first-child").await;
+    assert!(first.starts_with("500 · "), "{first}");
+    assert_eq!(
+        browser.text("#webhook-list code").await,
+        receiver.url("/hook")
+    );
+    browser.screenshot("webhooks").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_reconnects_after_a_server_restart_and_sees_the_job_finish() {
     let redis = TestRedis::start().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
