@@ -574,3 +574,26 @@ async fn two_instances_deliver_every_event_of_200_jobs_and_never_one_attempt_twi
     assert_eq!(delivered, ids, "every job's event, once");
     assert_eq!(receiver.most_at_once_per_id(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_hangs_holds_up_no_other() {
+    let hanging = Receiver::start(vec![]).await;
+    hanging.delay_every(Duration::from_secs(30));
+    let prompt = Receiver::start(vec![]).await;
+    let everyone = vec![hanging.url("/slow"), prompt.url("/fast")];
+    let mut config = webhook_config(&nowhere(), everyone, "0,60");
+    config.webhook_max_per_endpoint = 2;
+    config.webhook_max_in_flight = 4;
+    let app = spawn_app_with(config).await;
+    for _ in 0..10 {
+        let id = app.create_external_job().await;
+        app.report(&id, "fail", &json!({"error": "broken"})).await;
+    }
+
+    received(&prompt, 10).await; // every one, while the slow endpoint holds its two
+    assert_eq!(
+        hanging.received().len(),
+        2,
+        "at most WEBHOOK_MAX_PER_ENDPOINT at once"
+    );
+}
