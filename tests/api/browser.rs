@@ -327,17 +327,8 @@ async fn a_failed_job_shows_its_error_and_the_page_fits_a_phone() {
         report.contains("failed") && report.contains("empty"),
         "{report}"
     );
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        overflow,
-        Value::Bool(false),
+    assert!(
+        !browser.scrolls_sideways().await,
         "no horizontal scrolling at phone width"
     );
     browser.screenshot("phone-failed").await;
@@ -499,15 +490,7 @@ async fn the_analytics_panel_shows_the_admin_the_windows_counts_chart_and_top_fi
     browser.screenshot("analytics").await;
 
     browser.client.set_window_size(390, 844).await.unwrap();
-    let overflow = browser
-        .client
-        .execute(
-            "return document.documentElement.scrollWidth > document.documentElement.clientWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, Value::Bool(false), "the panel fits a phone");
+    assert!(!browser.scrolls_sideways().await, "the panel fits a phone");
     let figures = "document.querySelector('#analytics .figures').scrollIntoView()";
     browser.client.execute(figures, vec![]).await.unwrap();
     browser.screenshot("analytics-phone").await;

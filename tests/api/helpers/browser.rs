@@ -134,6 +134,14 @@ impl Browser {
         }
     }
 
+    /// Whether the page is wider than the window (a person would have to scroll sideways).
+    pub async fn scrolls_sideways(&self) -> bool {
+        let script =
+            "return document.documentElement.scrollWidth > document.documentElement.clientWidth";
+        let wider = self.client.execute(script, vec![]).await.unwrap();
+        wider == serde_json::Value::Bool(true)
+    }
+
     pub async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(Locator::Css(css))
