@@ -255,6 +255,28 @@ impl Acknowledged {
     }
 }
 
+/// Job `id` as Redis holds it once it holds what the reporters were `told` (an outcome, if
+/// any was acknowledged, and at least the highest `seq`); failing the test, with both, if it
+/// does not within [`PATIENCE`].
+async fn settled(redis: &TestRedis, id: &str, told: &Acknowledged) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let job = stored(redis, id).await;
+        let seq = job["seq"].as_u64().unwrap_or(0);
+        let outcome_kept = told.outcomes.is_empty() || outcome_of(&job).is_some();
+        if outcome_kept && seq >= told.max_seq {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis never held the merged state of {id}: told {:?} up to seq {}, holds {job}",
+            told.outcomes,
+            told.max_seq
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A terminal job's status and what it ended with.
 fn outcome_of(job: &Value) -> Option<(String, String)> {
     match job["status"].as_str()? {
@@ -406,16 +428,7 @@ async fn chaos(stall: Stall, instance_count: usize, job_count: usize) -> ChaosCo
     let mut finals = HashMap::new();
     for id in &ids {
         let told = &acked[id];
-        let job = eventually("Redis never held the merged state", || async {
-            let job = stored(&redis, id).await;
-            let outcome = outcome_of(&job);
-            let settled = match told.outcomes.first() {
-                Some(_) => outcome.is_some() && job["seq"].as_u64()? >= told.max_seq,
-                None => job["seq"].as_u64()? >= told.max_seq,
-            };
-            settled.then_some(job)
-        })
-        .await;
+        let job = settled(&redis, id, told).await;
         counts.acknowledged_terminal += told.outcomes.len();
         counts.conflicting_outcomes += told.outcomes.len().saturating_sub(1);
         let superseded = superseded_outcomes(&job);

@@ -177,11 +177,14 @@ local function bucket_of(ms)
 end
 local counted = {}
 local now_ms = tonumber(ARGV[9])
-local created_ms = ms_of(job.created_at)
-if fresh and job.status == 'processing' and created_ms then
+local ends = job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled'
+local starts = fresh and job.status == 'processing'
+-- Read only by a change that is counted: a progress report parses nothing.
+local created_ms = (starts or ends) and ms_of(job.created_at)
+if starts and created_ms then
   counted[#counted + 1] = 'wait:' .. bucket_of(now_ms - created_ms)
 end
-if job.status == 'completed' or job.status == 'failed' or job.status == 'cancelled' then
+if ends then
   counted[#counted + 1] = 'finished:' .. job.status
   counted[#counted + 1] = 'finished:' .. job.status .. ':' .. tostring(job.kind)
   if created_ms then
