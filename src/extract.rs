@@ -25,8 +25,12 @@ impl<S: Send + Sync> FromRequestParts<S> for JobIdPath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(e.body_text()))?;
-        raw.parse()
-            .map(Self)
-            .map_err(|_| ApiError::bad_request(format!("Invalid job_id {raw:?}: expected a UUID")))
+        job_id_of(&raw).map(Self)
     }
+}
+
+/// A `job_id` path segment, or the 400 that explains it.
+pub fn job_id_of(raw: &str) -> Result<JobId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("Invalid job_id {raw:?}: expected a UUID")))
 }

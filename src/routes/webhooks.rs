@@ -5,7 +5,7 @@ use super::jobs::JobPath;
 use super::responses::{WebhookListFailures, WebhookRetryFailures};
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::extract::JobIdPath;
+use crate::extract::{JobIdPath, job_id_of};
 use crate::job::JobId;
 use crate::state::AppState;
 use crate::store::Webhooks;
@@ -86,9 +86,7 @@ async fn retry_delivery(
     State(state): State<AppState>,
     Path((job_id, delivery_id)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Delivery>), ApiError> {
-    let job_id: JobId = job_id.parse().map_err(|_| {
-        ApiError::bad_request(format!("Invalid job_id {job_id:?}: expected a UUID"))
-    })?;
+    let job_id = job_id_of(&job_id)?;
     let no_such = || ApiError::BadInput {
         status: StatusCode::NOT_FOUND,
         detail: "This job has no such webhook delivery".into(),

@@ -23,6 +23,8 @@ struct Held {
     delivery: Delivery,
     body: String,
     claims: u64,
+    /// Its entry in `due`, while it is pending.
+    due_ms: Option<i64>,
     /// When it goes, in ms: `retention` after its last change.
     expires_ms: i64,
 }
@@ -53,6 +55,7 @@ impl Deliveries {
                 delivery,
                 body: body.clone(),
                 claims: 0,
+                due_ms: Some(now),
                 expires_ms: now + retention.as_millis() as i64,
             };
             self.held.insert(id.clone(), held);
@@ -71,8 +74,8 @@ impl Deliveries {
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
+            self.set_due(&id, None);
             let held = self.held.remove(&id).expect("listed");
-            self.due.retain(|(_, due)| *due != id);
             if let Some(ids) = self.of_job.get_mut(&held.delivery.job_id) {
                 ids.retain(|other| *other != id);
                 if ids.is_empty() {
@@ -96,8 +99,8 @@ impl Deliveries {
     /// Drops the deliveries `ids` (moved to Redis).
     pub fn forget(&mut self, ids: &[String]) {
         for id in ids {
+            self.set_due(id, None);
             if let Some(held) = self.held.remove(id) {
-                self.due.retain(|(_, due)| due != id);
                 let job = held.delivery.job_id;
                 if let Some(of_job) = self.of_job.get_mut(&job) {
                     of_job.retain(|other| other != id);
@@ -109,8 +112,14 @@ impl Deliveries {
         }
     }
 
+    /// Moves delivery `id`'s entry in `due` to `at` (none: it is due no more).
     fn set_due(&mut self, id: &str, at: Option<i64>) {
-        self.due.retain(|(_, due)| due != id);
+        let Some(held) = self.held.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = std::mem::replace(&mut held.due_ms, at) {
+            self.due.remove(&(old, id.to_owned()));
+        }
         if let Some(at) = at {
             self.due.insert((at, id.to_owned()));
         }
