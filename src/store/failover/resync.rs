@@ -125,7 +125,9 @@ impl Store {
                         warn!(job_id = %job.job_id, kept = now.status.as_str(), superseded = ?now.superseded,
                             "two instances acknowledged different outcomes of a job during the outage; the first stands, the other is kept in `superseded`");
                     }
-                    self.shared.memory.mirror(&now);
+                    // Unless a change was made here meanwhile (it is dirty again and goes
+                    // with the next pass, merged with what Redis now holds).
+                    self.shared.memory.mirror_unless_changed(job.seq, &now);
                     self.shared.metrics.store().write_backs.increment(1);
                     restored += usize::from(outcome != Restored::Kept);
                 }

@@ -211,6 +211,21 @@ impl MemoryStore {
         }
     }
 
+    /// [`MemoryStore::mirror`] for the state a write-back left in Redis, unless the copy here
+    /// changed since it was read for the write-back (its `seq` is no longer `read_seq`): that
+    /// change was acknowledged and must not be overwritten by a state of the same `seq`.
+    pub fn mirror_unless_changed(&self, read_seq: u64, job: &Job) {
+        let mut state = self.lock();
+        let changed = state
+            .jobs
+            .get(&job.job_id)
+            .is_some_and(|stored| stored.seq != read_seq);
+        if !changed {
+            state.insert(job.clone(), expiry(job.expires_at), true);
+            state.evict_down_to(self.shared.max_bytes);
+        }
+    }
+
     /// [`MemoryStore::mirror`] for a state Redis stored, as its serialised event: kept as the
     /// JSON it is, read only if an outage needs it (every progress report passes here).
     pub fn mirror_event(&self, event: &JobEvent) {
